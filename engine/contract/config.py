@@ -1,0 +1,350 @@
+"""Run configuration: plain dataclasses whose fields carry their own help text.
+
+The run config is a TOML file. Relative paths in it are resolved against the file's folder, so a
+config and its data can be moved together. Validation happens at load time and every error names the
+offending key and says how to fix it; the studio's launcher calls the same validation before launch.
+
+No heavy imports here: the studio imports this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ALGORITHMS = ("grpo", "ppo")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+class ConfigError(ValueError):
+    """A run config value is wrong. The message names the key and how to fix it."""
+
+
+def _help(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"help": text}, **kwargs)
+
+
+@dataclass
+class ModelConfig:
+    path: str = _help(
+        "Base model: a local directory with config.json and weights, or a Hugging Face hub id "
+        "(for example Qwen/Qwen2.5-0.5B-Instruct). Relative paths are resolved against the config file.",
+        default="",
+    )
+    dtype: str = _help(
+        "Weights dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16 or float16.", default="auto"
+    )
+
+
+@dataclass
+class DataConfig:
+    train: str = _help(
+        "Training prompts as JSONL: one object per line with a 'prompt' (a string or a message list) "
+        "and any columns the rubric reads (for example 'answer').",
+        default="",
+    )
+    eval: str = _help(
+        "Held-out prompts as JSONL (same shape as train), scored before training, every "
+        "eval_every steps and at the end. Empty to skip evaluation.",
+        default="",
+    )
+    eval_limit: int = _help("Evaluate on at most this many held-out prompts (0 = all).", default=0)
+
+
+@dataclass
+class RubricRef:
+    path: str = _help("The rubric TOML file whose total reward the run optimises.", default="")
+
+
+@dataclass
+class LoraSettings:
+    r: int = _help("LoRA rank: the size of the low-rank update. 8-64 is typical.", default=16)
+    alpha: int = _help("LoRA alpha: the update is scaled by alpha / r. Often 2 x r.", default=32)
+    dropout: float = _help("Dropout on the LoRA branch, in [0, 1).", default=0.0)
+    target_modules: list[str] = _help(
+        "Module names LoRA adapts, for example q_proj, k_proj, v_proj, o_proj; "
+        "'all-linear' adapts every linear layer but the output head.",
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"],
+    )
+
+
+@dataclass
+class TrainingConfig:
+    max_steps: int = _help("Optimizer steps to train for.", default=200)
+    learning_rate: float = _help("Peak learning rate of the LoRA parameters (AdamW).", default=1e-4)
+    lr_scheduler: str = _help("Learning-rate schedule: constant, linear or cosine.", default="constant")
+    warmup_steps: int = _help("Linear warm-up steps at the start of training.", default=0)
+    num_generations: int = _help(
+        "Completions sampled per prompt (the GRPO group size). At least 2: the advantage compares "
+        "completions of the same prompt.",
+        default=8,
+    )
+    prompts_per_step: int = _help("Distinct prompts per optimizer step.", default=4)
+    max_completion_length: int = _help("Maximum new tokens per completion.", default=32)
+    max_prompt_length: int = _help("Prompts longer than this many tokens are truncated on the left.", default=256)
+    temperature: float = _help("Sampling temperature for training rollouts and evaluation.", default=1.0)
+    top_p: float = _help("Nucleus sampling threshold in (0, 1].", default=1.0)
+    beta: float = _help(
+        "KL penalty coefficient against the reference model (0 disables the reference model).", default=0.0
+    )
+    epsilon: float = _help("Clipping range of the policy ratio.", default=0.2)
+    max_grad_norm: float = _help("Gradient clipping norm.", default=1.0)
+    seed: int = _help("Random seed for data order, sampling and initialisation.", default=0)
+    eval_every: int = _help("Evaluate on the held-out split every N steps (0 = only before and after).", default=0)
+    checkpoint_every: int = _help("Write a resumable checkpoint every N steps.", default=50)
+    keep_checkpoints: int = _help("How many complete checkpoints to keep (older ones are deleted).", default=3)
+    log_every: int = _help("Record metrics every N steps.", default=1)
+    device: str = _help("auto (CUDA when present, else CPU), cpu, cuda or mps.", default="auto")
+    gradient_checkpointing: bool = _help(
+        "Trade compute for memory by recomputing activations (useful on large models, slower).", default=False
+    )
+    # PPO-only knobs; ignored by GRPO.
+    vf_coef: float = _help("PPO: weight of the value loss.", default=0.1)
+    gamma: float = _help("PPO: discount factor for GAE.", default=1.0)
+    lam: float = _help("PPO: GAE lambda.", default=0.95)
+    ppo_epochs: int = _help("PPO: optimisation passes over each batch of rollouts.", default=1)
+    target_kl: float = _help("PPO: the adaptive KL controller's target (0 keeps beta fixed).", default=0.0)
+
+
+@dataclass
+class GenerationConfig:
+    use_vllm: bool = _help(
+        "Generate with vLLM (colocated on the training GPU). Needs a CUDA GPU and the 'gpu' extra: "
+        "pip install 'rl-studio[gpu]'.",
+        default=False,
+    )
+    vllm_gpu_memory_utilization: float = _help(
+        "Fraction of GPU memory vLLM may take for weights and KV cache.", default=0.3
+    )
+
+
+@dataclass
+class RunConfig:
+    algorithm: str = _help("grpo or ppo.", default="grpo")
+    name: str = _help("A name for runs made from this config (the CLI's --name overrides it).", default="")
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    rubric: RubricRef = field(default_factory=RubricRef)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    base_dir: str = field(default="", metadata={"help": "Folder relative paths are resolved against."})
+
+    def __post_init__(self) -> None:
+        validate(self)
+
+    # ---- paths ---------------------------------------------------------------------------------
+    def resolve(self, value: str) -> Path:
+        """A path from the config, made absolute against the config's folder."""
+        p = Path(value).expanduser()
+        if not p.is_absolute() and self.base_dir:
+            p = Path(self.base_dir) / p
+        return p
+
+    def model_is_local(self) -> bool:
+        p = self.resolve(self.model.path)
+        return p.exists() or self.model.path.startswith((".", "/", "~")) or self.model.path.count("/") > 1
+
+    def resolved_model(self) -> str:
+        return str(self.resolve(self.model.path)) if self.model_is_local() else self.model.path
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def to_toml(self, absolute_paths: bool = False) -> str:
+        d = self.to_dict()
+        d.pop("base_dir")
+        if absolute_paths:
+            d["model"]["path"] = self.resolved_model()
+            for key in ("train", "eval"):
+                if d["data"][key]:
+                    d["data"][key] = str(self.resolve(d["data"][key]))
+            if d["rubric"]["path"]:
+                d["rubric"]["path"] = str(self.resolve(d["rubric"]["path"]))
+        return dumps_toml(d)
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "rubric": RubricRef,
+    "lora": LoraSettings,
+    "training": TrainingConfig,
+    "generation": GenerationConfig,
+}
+
+
+def field_help(section: str, key: str) -> str:
+    """Help text of a config key, for tooltips and error messages."""
+    cls = SECTIONS.get(section, RunConfig)
+    for f in fields(cls):
+        if f.name == key:
+            return str(f.metadata.get("help", ""))
+    return ""
+
+
+def _coerce(section: str, key: str, value: Any, expected: Any) -> Any:
+    where = f"[{section}] {key}" if section else key
+    kind = expected if isinstance(expected, type) else type(expected)
+    if isinstance(expected, list) or kind is list:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{where} must be a list of strings, got {value!r}. {field_help(section, key)}")
+        return value
+    if kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {value!r}.")
+        return value
+    if kind is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be a whole number, got {value!r}. {field_help(section, key)}")
+        return value
+    if kind is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {value!r}. {field_help(section, key)}")
+        return float(value)
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}. {field_help(section, key)}")
+        return value
+    return value
+
+
+def _build(section: str, cls: type, data: Any) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"[{section}] must be a table of keys, got {data!r}.")
+    known = {f.name: f for f in fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in known:
+            hint = ", ".join(sorted(known))
+            raise ConfigError(f"Unknown key [{section}] {key}. Known keys in [{section}]: {hint}.")
+        f = known[key]
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        kwargs[key] = _coerce(section, key, value, default)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict[str, Any], base_dir: str | Path = "") -> RunConfig:
+    data = dict(data)
+    parts: dict[str, Any] = {}
+    for section, cls in SECTIONS.items():
+        parts[section] = _build(section, cls, data.pop(section, {}))
+    top = {"algorithm": "grpo", "name": ""}
+    for key in list(data):
+        if key not in top:
+            known = ", ".join(["algorithm", "name", *(f"[{s}]" for s in SECTIONS)])
+            raise ConfigError(f"Unknown top-level key {key!r}. Known: {known}.")
+        top[key] = _coerce("", key, data.pop(key), "")
+    return RunConfig(**top, **parts, base_dir=str(base_dir))
+
+
+def load_run_config(path: str | Path) -> RunConfig:
+    """Read and validate a run config TOML file."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"Run config {p} does not exist. Pass the path of a .toml run config.")
+    try:
+        data = tomllib.loads(p.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{p} is not valid TOML: {exc}. Fix the syntax at that line.") from None
+    try:
+        return config_from_dict(data, base_dir=p.resolve().parent)
+    except ConfigError as exc:
+        raise ConfigError(f"{p}: {exc}") from None
+
+
+def validate(cfg: RunConfig) -> None:
+    """Check every value; raise ConfigError naming the key and the fix."""
+    t, lora = cfg.training, cfg.lora
+    if cfg.algorithm not in ALGORITHMS:
+        raise ConfigError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {cfg.algorithm!r}.")
+    if not cfg.model.path:
+        raise ConfigError("[model] path is empty. Set it to a local model directory or a hub id.")
+    if cfg.model.dtype not in ("auto", "float32", "bfloat16", "float16"):
+        raise ConfigError(f"[model] dtype must be auto, float32, bfloat16 or float16, got {cfg.model.dtype!r}.")
+    if not cfg.data.train:
+        raise ConfigError("[data] train is empty. Set it to a JSONL file of prompts.")
+    if not cfg.rubric.path:
+        raise ConfigError("[rubric] path is empty. Set it to a rubric TOML file.")
+    positive_ints = {
+        "max_steps": t.max_steps,
+        "prompts_per_step": t.prompts_per_step,
+        "max_completion_length": t.max_completion_length,
+        "max_prompt_length": t.max_prompt_length,
+        "log_every": t.log_every,
+        "keep_checkpoints": t.keep_checkpoints,
+        "ppo_epochs": t.ppo_epochs,
+    }
+    for key, value in positive_ints.items():
+        if value < 1:
+            raise ConfigError(f"[training] {key} must be at least 1, got {value}. {field_help('training', key)}")
+    if t.num_generations < 2:
+        raise ConfigError(
+            f"[training] num_generations must be at least 2, got {t.num_generations}: GRPO compares "
+            "completions of the same prompt. Use 4-16."
+        )
+    for key in ("eval_every", "checkpoint_every", "warmup_steps"):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"[training] {key} must be 0 or more, got {getattr(t, key)}.")
+    if not (t.learning_rate > 0 and math.isfinite(t.learning_rate)):
+        raise ConfigError(f"[training] learning_rate must be a positive number, got {t.learning_rate}.")
+    if t.learning_rate > 0.1:
+        raise ConfigError(
+            f"[training] learning_rate {t.learning_rate} is far too high for LoRA; use 1e-5 to 1e-3."
+        )
+    if t.lr_scheduler not in ("constant", "linear", "cosine"):
+        raise ConfigError(f"[training] lr_scheduler must be constant, linear or cosine, got {t.lr_scheduler!r}.")
+    if not t.temperature > 0:
+        raise ConfigError(f"[training] temperature must be above 0, got {t.temperature}. Use 0.7-1.0.")
+    if not 0 < t.top_p <= 1:
+        raise ConfigError(f"[training] top_p must be in (0, 1], got {t.top_p}.")
+    if t.beta < 0:
+        raise ConfigError(f"[training] beta must be 0 or more, got {t.beta}.")
+    if not 0 < t.epsilon < 1:
+        raise ConfigError(f"[training] epsilon must be in (0, 1), got {t.epsilon}. 0.2 is typical.")
+    if t.device not in DEVICES:
+        raise ConfigError(f"[training] device must be one of {', '.join(DEVICES)}, got {t.device!r}.")
+    if not 0 <= t.gamma <= 1 or not 0 <= t.lam <= 1:
+        raise ConfigError("[training] gamma and lam must be in [0, 1].")
+    if lora.r < 1:
+        raise ConfigError(f"[lora] r must be at least 1, got {lora.r}. 8-64 is typical.")
+    if lora.alpha < 1:
+        raise ConfigError(f"[lora] alpha must be at least 1, got {lora.alpha}. Often 2 x r.")
+    if not 0 <= lora.dropout < 1:
+        raise ConfigError(f"[lora] dropout must be in [0, 1), got {lora.dropout}.")
+    if not lora.target_modules:
+        raise ConfigError("[lora] target_modules is empty. Name modules such as q_proj, v_proj, or 'all-linear'.")
+    if not 0 < cfg.generation.vllm_gpu_memory_utilization <= 1:
+        raise ConfigError("[generation] vllm_gpu_memory_utilization must be in (0, 1].")
+
+
+# ---- a small TOML writer (tomllib only reads) ------------------------------------------------------
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int | float):
+        return repr(v)
+    if isinstance(v, str):
+        escaped = v.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        return f'"{escaped}"'
+    if isinstance(v, list):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    raise TypeError(f"cannot write {type(v).__name__} as TOML")
+
+
+def dumps_toml(data: dict[str, Any]) -> str:
+    """Write a dict of scalars and one level of tables as TOML."""
+    lines = [f"{k} = {_toml_value(v)}" for k, v in data.items() if not isinstance(v, dict)]
+    for key, table in data.items():
+        if isinstance(table, dict):
+            lines.append(f"\n[{key}]")
+            lines.extend(f"{k} = {_toml_value(v)}" for k, v in table.items())
+    return "\n".join(lines) + "\n"

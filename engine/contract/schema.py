@@ -1,0 +1,174 @@
+"""The workspace schema: one SQLite file holds authored things and everything runs produce.
+
+Both processes read this module: the engine writes through engine.store, the studio reads with plain
+sqlite3 queries. Migrations are a list of SQL scripts; ``meta.schema_version`` says how many have run.
+Append new migrations at the end; never edit one that has shipped.
+
+Layout of a run's records
+-------------------------
+runs        one row per run; ``config`` is the full config as JSON, recorded at the start.
+metrics     (run_id, step, key, value): TRL's slash-separated names (``rewards/correct/mean``,
+            ``kl``, ``loss``, ``eval/reward/mean``, ...).
+groups      one prompt at one step: the prompt text, its dataset row, the group's reward mean and std.
+rollouts    one completion: its group, total reward, advantage, token count, truncation, error count.
+scores      (rollout_id, criterion): the criterion's value (NULL = not applicable or failed) and error.
+evaluations held-out samples scored at a step.
+checkpoints complete = 1 only after every file was written (write, then mark).
+events      everything the engine announced, so a late reader can replay a run's history.
+"""
+
+from __future__ import annotations
+
+SCHEMA_VERSION_KEY = "schema_version"
+
+MIGRATIONS: list[str] = [
+    # 1: the first schema.
+    """
+    CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+
+    CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        status TEXT NOT NULL DEFAULT 'queued',
+        algorithm TEXT NOT NULL,
+        config TEXT NOT NULL,
+        config_path TEXT,
+        rubric_version_id INTEGER,
+        run_dir TEXT,
+        step INTEGER NOT NULL DEFAULT 0,
+        max_steps INTEGER NOT NULL DEFAULT 0,
+        pid INTEGER,
+        error TEXT,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        updated_at REAL,
+        finished_at REAL
+    );
+
+    CREATE TABLE metrics (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        step INTEGER NOT NULL,
+        key TEXT NOT NULL,
+        value REAL,
+        time REAL NOT NULL
+    );
+    CREATE INDEX metrics_run_key_step ON metrics(run_id, key, step);
+
+    CREATE TABLE groups (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        step INTEGER NOT NULL,
+        prompt_index INTEGER,
+        prompt TEXT NOT NULL,
+        columns TEXT,
+        reward_mean REAL,
+        reward_std REAL
+    );
+    CREATE INDEX groups_run_step ON groups(run_id, step);
+    CREATE INDEX groups_run_prompt ON groups(run_id, prompt_index, step);
+
+    CREATE TABLE rollouts (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        step INTEGER NOT NULL,
+        group_id INTEGER NOT NULL REFERENCES groups(id),
+        completion TEXT NOT NULL,
+        reward REAL,
+        advantage REAL,
+        completion_tokens INTEGER,
+        truncated INTEGER NOT NULL DEFAULT 0,
+        error_count INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX rollouts_run_step ON rollouts(run_id, step);
+    CREATE INDEX rollouts_group ON rollouts(group_id);
+    CREATE INDEX rollouts_run_reward ON rollouts(run_id, reward);
+
+    CREATE TABLE scores (
+        rollout_id INTEGER NOT NULL REFERENCES rollouts(id),
+        criterion TEXT NOT NULL,
+        value REAL,
+        error TEXT,
+        PRIMARY KEY (rollout_id, criterion)
+    ) WITHOUT ROWID;
+
+    -- Full-text search over completions for the inspector (external content: no second copy).
+    CREATE VIRTUAL TABLE rollouts_fts USING fts5(completion, content='rollouts', content_rowid='id');
+
+    CREATE TABLE evaluations (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        step INTEGER NOT NULL,
+        prompt_index INTEGER,
+        prompt TEXT NOT NULL,
+        completion TEXT NOT NULL,
+        reward REAL,
+        scores TEXT,
+        errors TEXT
+    );
+    CREATE INDEX evaluations_run_step ON evaluations(run_id, step);
+
+    CREATE TABLE checkpoints (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        step INTEGER NOT NULL,
+        path TEXT NOT NULL,
+        complete INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX checkpoints_run ON checkpoints(run_id, step);
+
+    CREATE TABLE events (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER,
+        time REAL NOT NULL,
+        type TEXT NOT NULL,
+        payload TEXT NOT NULL
+    );
+    CREATE INDEX events_run ON events(run_id, id);
+
+    CREATE TABLE rubrics (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE rubric_versions (
+        id INTEGER PRIMARY KEY,
+        rubric_id INTEGER NOT NULL REFERENCES rubrics(id),
+        version INTEGER NOT NULL,
+        toml TEXT NOT NULL,
+        sources TEXT,
+        sha256 TEXT NOT NULL,
+        note TEXT,
+        created_at REAL NOT NULL,
+        UNIQUE (rubric_id, version)
+    );
+
+    CREATE TABLE datasets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL,
+        path TEXT NOT NULL UNIQUE,
+        rows INTEGER,
+        columns TEXT,
+        created_at REAL NOT NULL
+    );
+
+    CREATE TABLE labels (
+        rollout_id INTEGER PRIMARY KEY REFERENCES rollouts(id),
+        label INTEGER NOT NULL DEFAULT 0,
+        note TEXT,
+        updated_at REAL NOT NULL
+    );
+
+    CREATE TABLE judge_cache (
+        key TEXT PRIMARY KEY,
+        score REAL,
+        explanation TEXT,
+        created_at REAL NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+RUN_COLUMNS = ("id", "name", "status", "algorithm", "step", "max_steps", "error", "created_at", "finished_at")
