@@ -19,6 +19,8 @@ events      everything the engine announced, so a late reader can replay a run's
 
 from __future__ import annotations
 
+import sqlite3
+
 SCHEMA_VERSION_KEY = "schema_version"
 
 MIGRATIONS: list[str] = [
@@ -172,3 +174,45 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 RUN_COLUMNS = ("id", "name", "status", "algorithm", "step", "max_steps", "error", "created_at", "finished_at")
+
+
+def connect(path: str, readonly: bool = False, timeout_s: float = 30.0) -> sqlite3.Connection:
+    """Open a workspace connection the way every part of RL Studio does: WAL, busy timeout.
+
+    A read-only connection (the studio's readers) never migrates and never blocks the engine's writes.
+    """
+    if readonly:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=timeout_s, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(path, timeout=timeout_s, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA busy_timeout={int(timeout_s * 1000)}")
+    conn.execute("PRAGMA foreign_keys=OFF")
+    return conn
+
+
+def schema_version(conn: sqlite3.Connection) -> int:
+    has_meta = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='meta'").fetchone()
+    if not has_meta:
+        return 0
+    row = conn.execute("SELECT value FROM meta WHERE key=?", (SCHEMA_VERSION_KEY,)).fetchone()
+    return int(row[0]) if row else 0
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring a workspace to SCHEMA_VERSION. Returns the version it had before."""
+    before = schema_version(conn)
+    if before > SCHEMA_VERSION:
+        raise RuntimeError(
+            f"This workspace has schema version {before}, newer than this RL Studio ({SCHEMA_VERSION}). "
+            "Upgrade RL Studio to open it."
+        )
+    for version in range(before, SCHEMA_VERSION):
+        conn.executescript("BEGIN IMMEDIATE;\n" + MIGRATIONS[version] + "\nCOMMIT;")
+        conn.execute(
+            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (SCHEMA_VERSION_KEY, str(version + 1)),
+        )
+        conn.commit()
+    return before
