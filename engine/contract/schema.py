@@ -209,10 +209,11 @@ def migrate(conn: sqlite3.Connection) -> int:
             "Upgrade RL Studio to open it."
         )
     for version in range(before, SCHEMA_VERSION):
-        conn.executescript("BEGIN IMMEDIATE;\n" + MIGRATIONS[version] + "\nCOMMIT;")
-        conn.execute(
-            "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-            (SCHEMA_VERSION_KEY, str(version + 1)),
+        # One transaction per migration, version bump included: a crash leaves the old version whole.
+        conn.executescript(
+            "BEGIN IMMEDIATE;\n"
+            + MIGRATIONS[version]
+            + f"\nINSERT INTO meta(key, value) VALUES ('{SCHEMA_VERSION_KEY}', '{version + 1}')"
+            " ON CONFLICT(key) DO UPDATE SET value=excluded.value;\nCOMMIT;"
         )
-        conn.commit()
     return before
