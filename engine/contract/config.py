@@ -85,7 +85,6 @@ class TrainingConfig:
     )
     prompts_per_step: int = _help("Distinct prompts per optimizer step.", default=4)
     max_completion_length: int = _help("Maximum new tokens per completion.", default=32)
-    max_prompt_length: int = _help("Prompts longer than this many tokens are truncated on the left.", default=256)
     temperature: float = _help("Sampling temperature for training rollouts and evaluation.", default=1.0)
     top_p: float = _help("Nucleus sampling threshold in (0, 1].", default=1.0)
     beta: float = _help(
@@ -94,9 +93,13 @@ class TrainingConfig:
     epsilon: float = _help("Clipping range of the policy ratio.", default=0.2)
     max_grad_norm: float = _help("Gradient clipping norm.", default=1.0)
     seed: int = _help("Random seed for data order, sampling and initialisation.", default=0)
-    eval_every: int = _help("Evaluate on the held-out split every N steps (0 = only before and after).", default=0)
+    eval_every: int = _help(
+        "Evaluate on the held-out split every N steps (0 = only before and after).", default=0
+    )
     checkpoint_every: int = _help("Write a resumable checkpoint every N steps.", default=50)
-    keep_checkpoints: int = _help("How many complete checkpoints to keep (older ones are deleted).", default=3)
+    keep_checkpoints: int = _help(
+        "How many complete checkpoints to keep (older ones are deleted).", default=3
+    )
     log_every: int = _help("Record metrics every N steps.", default=1)
     device: str = _help("auto (CUDA when present, else CPU), cpu, cuda or mps.", default="auto")
     gradient_checkpointing: bool = _help(
@@ -267,7 +270,9 @@ def validate(cfg: RunConfig) -> None:
     if not cfg.model.path:
         raise ConfigError("[model] path is empty. Set it to a local model directory or a hub id.")
     if cfg.model.dtype not in ("auto", "float32", "bfloat16", "float16"):
-        raise ConfigError(f"[model] dtype must be auto, float32, bfloat16 or float16, got {cfg.model.dtype!r}.")
+        raise ConfigError(
+            f"[model] dtype must be auto, float32, bfloat16 or float16, got {cfg.model.dtype!r}."
+        )
     if not cfg.data.train:
         raise ConfigError("[data] train is empty. Set it to a JSONL file of prompts.")
     if not cfg.rubric.path:
@@ -276,14 +281,15 @@ def validate(cfg: RunConfig) -> None:
         "max_steps": t.max_steps,
         "prompts_per_step": t.prompts_per_step,
         "max_completion_length": t.max_completion_length,
-        "max_prompt_length": t.max_prompt_length,
         "log_every": t.log_every,
         "keep_checkpoints": t.keep_checkpoints,
         "ppo_epochs": t.ppo_epochs,
     }
     for key, value in positive_ints.items():
         if value < 1:
-            raise ConfigError(f"[training] {key} must be at least 1, got {value}. {field_help('training', key)}")
+            raise ConfigError(
+                f"[training] {key} must be at least 1, got {value}. {field_help('training', key)}"
+            )
     if t.num_generations < 2:
         raise ConfigError(
             f"[training] num_generations must be at least 2, got {t.num_generations}: GRPO compares "
@@ -299,7 +305,9 @@ def validate(cfg: RunConfig) -> None:
             f"[training] learning_rate {t.learning_rate} is far too high for LoRA; use 1e-5 to 1e-3."
         )
     if t.lr_scheduler not in ("constant", "linear", "cosine"):
-        raise ConfigError(f"[training] lr_scheduler must be constant, linear or cosine, got {t.lr_scheduler!r}.")
+        raise ConfigError(
+            f"[training] lr_scheduler must be constant, linear or cosine, got {t.lr_scheduler!r}."
+        )
     if not t.temperature > 0:
         raise ConfigError(f"[training] temperature must be above 0, got {t.temperature}. Use 0.7-1.0.")
     if not 0 < t.top_p <= 1:
@@ -319,7 +327,9 @@ def validate(cfg: RunConfig) -> None:
     if not 0 <= lora.dropout < 1:
         raise ConfigError(f"[lora] dropout must be in [0, 1), got {lora.dropout}.")
     if not lora.target_modules:
-        raise ConfigError("[lora] target_modules is empty. Name modules such as q_proj, v_proj, or 'all-linear'.")
+        raise ConfigError(
+            "[lora] target_modules is empty. Name modules such as q_proj, v_proj, or 'all-linear'."
+        )
     if not 0 < cfg.generation.vllm_gpu_memory_utilization <= 1:
         raise ConfigError("[generation] vllm_gpu_memory_utilization must be in (0, 1].")
 

@@ -104,7 +104,9 @@ def parse_command(line: str) -> str:
     try:
         obj = json.loads(line)
     except json.JSONDecodeError:
-        raise ProtocolError(f"command is not JSON: {line[:200]!r}; send for example {{\"cmd\": \"pause\"}}") from None
+        raise ProtocolError(
+            f'command is not JSON: {line[:200]!r}; send for example {{"cmd": "pause"}}'
+        ) from None
     cmd = obj.get("cmd") if isinstance(obj, dict) else None
     if cmd not in COMMANDS:
         raise ProtocolError(f"unknown command {cmd!r}; known: {', '.join(COMMANDS)}")

@@ -1,0 +1,175 @@
+"""GRPO with LoRA, around trl.GRPOTrainer.
+
+Reads top to bottom: build (config, dataset, LoRA, reward), a trainer subclass that records every
+rollout it generates, then train. The rubric is handed to TRL as ONE reward function whose value is the
+rubric's total, so the reward TRL optimises is exactly the reward RL Studio logs; per-criterion means
+and error rates go through TRL's own `log_metric` so they are averaged across processes like TRL's.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from accelerate.utils import gather_object
+from datasets import Dataset
+from peft import LoraConfig
+from trl import GRPOConfig, GRPOTrainer
+
+from engine.modeling import DevicePlan
+from engine.session import Rollouts, RunSession
+from engine.telemetry import Telemetry
+
+# Arguments TRL passes to reward functions that are not dataset columns.
+_TRL_EXTRAS = ("trainer_state", "log_extra", "log_metric", "environments")
+
+
+# ---- build ----------------------------------------------------------------------------------------
+def grpo_args(session: RunSession, plan: DevicePlan) -> GRPOConfig:
+    t, g = session.cfg.training, session.cfg.generation
+    return GRPOConfig(
+        output_dir=str(session.files),
+        max_steps=t.max_steps,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.lr_scheduler,
+        warmup_steps=t.warmup_steps,
+        per_device_train_batch_size=t.prompts_per_step * t.num_generations,
+        gradient_accumulation_steps=1,
+        num_generations=t.num_generations,
+        max_completion_length=t.max_completion_length,
+        temperature=t.temperature,
+        top_p=t.top_p,
+        beta=t.beta,
+        epsilon=t.epsilon,
+        max_grad_norm=t.max_grad_norm,
+        seed=t.seed,
+        data_seed=t.seed,
+        logging_steps=t.log_every,
+        save_strategy="steps" if t.checkpoint_every else "no",
+        save_steps=t.checkpoint_every or t.max_steps,
+        save_total_limit=None,  # the session rotates only complete checkpoints
+        bf16=plan.bf16,
+        fp16=plan.fp16,
+        use_cpu=plan.device == "cpu",
+        gradient_checkpointing=t.gradient_checkpointing,
+        use_vllm=g.use_vllm,
+        vllm_mode="colocate",
+        vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
+        report_to=[],
+        disable_tqdm=True,
+        log_completions=False,
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+    )
+
+
+def lora_config(session: RunSession) -> LoraConfig:
+    lora = session.cfg.lora
+    targets: Any = lora.target_modules
+    if targets == ["all-linear"]:
+        targets = "all-linear"
+    return LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+    )
+
+
+def rubric_reward(session: RunSession) -> Any:
+    """The rubric as one TRL reward function. Keeps the last scored batch for the rollout recorder."""
+
+    def total(
+        prompts: list[Any], completions: list[Any], completion_ids: list[list[int]], **kwargs: Any
+    ) -> list[float]:
+        log_metric = kwargs.get("log_metric")
+        state = kwargs.get("trainer_state")
+        columns = {k: v for k, v in kwargs.items() if k not in _TRL_EXTRAS}
+        step = (state.global_step + 1) if state is not None else 0
+        scored = session.score(prompts, completions, columns, completion_ids, step)
+        total.last = (prompts, completions, columns, scored)  # type: ignore[attr-defined]
+        if log_metric is not None:
+            for key, value in session.criterion_metrics(scored).items():
+                if math.isfinite(value):
+                    log_metric(key, value)
+        return scored.totals
+
+    total.last = None  # type: ignore[attr-defined]
+    return total
+
+
+# ---- the trainer: TRL's, plus a recorder of every generated rollout ------------------------------------
+class RecordingGRPOTrainer(GRPOTrainer):
+    session: RunSession
+    reward_fn: Any
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        output = super()._generate_and_score_completions(inputs)
+        if self.model.training and self.reward_fn.last is not None:
+            self._record(output)
+        return output
+
+    def _record(self, output: dict[str, Any]) -> None:
+        prompts, completions, columns, scored = self.reward_fn.last
+        self.reward_fn.last = None
+        ids = output["completion_ids"].tolist()
+        mask = output["completion_mask"].tolist()
+        eos = self.processing_class.eos_token_id
+        token_counts = [int(sum(m)) for m in mask]
+        truncated = [eos not in row[:n] for row, n in zip(ids, token_counts, strict=True)]
+        texts = [c if isinstance(c, str) else str(c[-1].get("content", "")) for c in completions]
+        n = len(texts)
+        rows = [{k: v[i] for k, v in columns.items()} | {"prompt": prompts[i]} for i in range(n)]
+        local = {
+            "prompts": prompts,
+            "texts": texts,
+            "rows": rows,
+            "tokens": token_counts,
+            "truncated": truncated,
+            "advantages": output["advantages"].tolist(),
+            "scored": scored,
+        }
+        gathered = gather_object([local])
+        if not self.state.is_world_process_zero:
+            return
+        for part in gathered:
+            batch = Rollouts(
+                prompts=part["prompts"],
+                completions=part["texts"],
+                columns=part["rows"],
+                completion_tokens=part["tokens"],
+                truncated=part["truncated"],
+                advantages=part["advantages"],
+                scored=part["scored"],
+            )
+            self.session.record_rollouts(self.state.global_step + 1, batch, self.num_generations)
+
+
+# ---- train ----------------------------------------------------------------------------------------
+def train(session: RunSession, model: Any, tokenizer: Any, plan: DevicePlan, resume_from: str | None) -> int:
+    """Run GRPO until max_steps or a stop; returns the last completed step."""
+    reward_fn = rubric_reward(session)
+    dataset = Dataset.from_list(session.train_rows)
+    trainer = RecordingGRPOTrainer(
+        model=model,
+        reward_funcs=[reward_fn],
+        args=grpo_args(session, plan),
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(session),
+    )
+    trainer.session = session
+    trainer.reward_fn = reward_fn
+    telemetry = Telemetry(session, trainer, tokenizer)
+    telemetry.last_saved_step = session.resumed_from_step if resume_from else -1
+    trainer.add_callback(telemetry)
+
+    if resume_from is None:
+        session.evaluate(trainer.model, tokenizer, step=0)  # the baseline every curve is read against
+    trainer.train(resume_from_checkpoint=resume_from)
+    step = int(trainer.state.global_step)
+    if step >= session.cfg.training.max_steps and trainer.state.is_world_process_zero:
+        session.evaluate(trainer.model, tokenizer, step)
+        trainer.save_model(str(session.files / "adapter"))  # the trained LoRA adapter, ready to load or merge
+    return step

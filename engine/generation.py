@@ -1,0 +1,91 @@
+"""Sampling completions with transformers' generate, for held-out evaluation (and PPO rollouts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.contract.config import RunConfig
+
+
+@dataclass
+class Generated:
+    texts: list[str]
+    completion_ids: list[list[int]]
+    truncated: list[bool]
+    conversational: bool
+
+    @property
+    def completions_for_rubric(self) -> list[Any]:
+        """Completions in the dataset's format, as TRL hands them to reward functions."""
+        if self.conversational:
+            return [[{"role": "assistant", "content": t}] for t in self.texts]
+        return list(self.texts)
+
+
+def encode_prompts(tokenizer: Any, prompts: list[Any]) -> list[list[int]]:
+    """Token ids of each prompt exactly as TRL's GRPOTrainer builds them."""
+    if prompts and isinstance(prompts[0], list):
+        return [
+            list(
+                tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)[
+                    "input_ids"
+                ]
+            )
+            for p in prompts
+        ]
+    return [list(ids) for ids in tokenizer(text=prompts)["input_ids"]]
+
+
+def generate(
+    model: Any, tokenizer: Any, prompts: list[Any], cfg: RunConfig, seed: int, batch_size: int = 64
+) -> Generated:
+    """Sample one completion per prompt with the run's temperature and top_p, seeded, without disturbing
+    the training RNG streams."""
+    import torch
+
+    t = cfg.training
+    conversational = bool(prompts) and isinstance(prompts[0], list)
+    device = next(model.parameters()).device
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    eos_id = tokenizer.eos_token_id
+    texts: list[str] = []
+    ids_out: list[list[int]] = []
+    truncated: list[bool] = []
+    was_training = model.training
+    model.eval()
+    devices = [torch.cuda.current_device()] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), torch.no_grad():
+        torch.manual_seed(seed)
+        for start in range(0, len(prompts), batch_size):
+            encoded = encode_prompts(tokenizer, prompts[start : start + batch_size])
+            width = max(len(x) for x in encoded)
+            input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
+            attention = torch.zeros((len(encoded), width), dtype=torch.long)
+            for row, ids in enumerate(encoded):  # left padding: generation continues from the right edge
+                input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+                attention[row, width - len(ids) :] = 1
+            out = model.generate(
+                input_ids=input_ids.to(device),
+                attention_mask=attention.to(device),
+                do_sample=True,
+                temperature=t.temperature,
+                top_p=t.top_p,
+                top_k=0,
+                max_new_tokens=t.max_completion_length,
+                pad_token_id=pad_id,
+                eos_token_id=eos_id,
+            )
+            for seq in out[:, width:].tolist():
+                if eos_id is not None and eos_id in seq:
+                    seq = seq[: seq.index(eos_id) + 1]
+                    truncated.append(False)
+                else:
+                    while seq and seq[-1] == pad_id and pad_id != eos_id:
+                        seq.pop()
+                    truncated.append(True)
+                ids_out.append(seq)
+                texts.append(tokenizer.decode(seq, skip_special_tokens=True))
+    if was_training:
+        model.train()
+    return Generated(texts, ids_out, truncated, conversational)

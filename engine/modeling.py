@@ -1,0 +1,105 @@
+"""Loading the base model and tokenizer, and choosing the device, with messages a user can act on."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.contract.config import ConfigError, RunConfig
+
+
+@dataclass
+class DevicePlan:
+    device: str  # "cpu" | "cuda" | "mps"
+    dtype_name: str  # "float32" | "bfloat16" | "float16"
+
+    @property
+    def bf16(self) -> bool:
+        return self.dtype_name == "bfloat16"
+
+    @property
+    def fp16(self) -> bool:
+        return self.dtype_name == "float16"
+
+
+def plan_device(cfg: RunConfig) -> DevicePlan:
+    import torch
+
+    wanted = cfg.training.device
+    if wanted == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    else:
+        device = wanted
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            '[training] device = "cuda" but no CUDA GPU is visible to PyTorch. '
+            'Use device = "auto" or "cpu", or install a CUDA build of torch.'
+        )
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError('[training] device = "mps" but Apple MPS is not available. Use "auto" or "cpu".')
+    dtype = cfg.model.dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if device == "cuda" and torch.cuda.is_bf16_supported() else "float32"
+    if device == "cpu" and dtype != "float32":
+        dtype = "float32"  # half precision training on CPU is slow and unstable; keep it simple and exact
+    if cfg.generation.use_vllm:
+        if device != "cuda":
+            raise ConfigError(
+                "[generation] use_vllm = true needs a CUDA GPU; this machine trains on "
+                f"{device}. Set use_vllm = false."
+            )
+        if importlib.util.find_spec("vllm") is None:
+            raise ConfigError(
+                "[generation] use_vllm = true but vLLM is not installed. Install the GPU extra: "
+                "pip install 'rl-studio[gpu]', or set use_vllm = false."
+            )
+    return DevicePlan(device, dtype)
+
+
+def _check_model_source(cfg: RunConfig) -> str:
+    source = cfg.resolved_model()
+    if cfg.model_is_local():
+        p = Path(source)
+        if not p.exists():
+            raise ConfigError(
+                f"[model] path {p} does not exist. Point it at a model directory (with config.json) "
+                "or use a hub id such as Qwen/Qwen2.5-0.5B-Instruct."
+            )
+        if not (p / "config.json").is_file():
+            raise ConfigError(
+                f"[model] path {p} has no config.json, so it is not a transformers model directory."
+            )
+    return source
+
+
+def load_tokenizer(cfg: RunConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    source = _check_model_source(cfg)
+    try:
+        tok = AutoTokenizer.from_pretrained(source)
+    except OSError as exc:
+        raise ConfigError(
+            f"Could not load the tokenizer of [model] path {source!r}: {exc}. On a machine without internet, "
+            "use a local directory."
+        ) from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(cfg: RunConfig, plan: DevicePlan) -> Any:
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    source = _check_model_source(cfg)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, plan.dtype_name))
+    except OSError as exc:
+        raise ConfigError(
+            f"Could not load the model at [model] path {source!r}: {exc}. On a machine without internet, "
+            "use a local directory."
+        ) from None
+    return model

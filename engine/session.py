@@ -1,0 +1,244 @@
+"""A run's life around the algorithm: the workspace rows, the rubric, evaluation, events and controls.
+
+An algorithm file (algos/grpo.py, algos/ppo.py) builds its trainer and calls the session's hooks; the
+session owns everything that is the same for every algorithm: creating or resuming the run, scoring
+with the rubric, recording rollouts and metrics, held-out evaluation, checkpoints and status.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from engine import control
+from engine.contract.config import RunConfig
+from engine.contract.paths import run_dir
+from engine.data import prompt_text, read_jsonl
+from engine.rewards.api import RewardBatch, ScoredBatch
+from engine.store import GroupRecord, RolloutRecord, Workspace
+
+COMPLETE_MARKER = "rl_studio_complete.json"
+ROW_INDEX = "_row"  # the dataset row index carried through the trainer with each prompt
+
+
+class StopRun(Exception):
+    """Raised inside the training loop to end a run gracefully (a stop arrived while paused)."""
+
+
+def mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
+    xs = [v for v in values if v is not None and math.isfinite(v)]
+    if not xs:
+        return None, None
+    m = sum(xs) / len(xs)
+    s = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else 0.0
+    return m, s
+
+
+@dataclass
+class Rollouts:
+    """One generation batch in TRL's layout: row i belongs to group i // num_generations."""
+
+    prompts: list[Any]
+    completions: list[str]
+    columns: list[dict[str, Any]]
+    completion_tokens: list[int]
+    truncated: list[bool]
+    advantages: list[float]
+    scored: ScoredBatch
+
+
+@dataclass
+class RunSession:
+    workspace: Workspace
+    run_id: int
+    cfg: RunConfig
+    rubric: Any
+    train_rows: list[dict[str, Any]]
+    eval_rows: list[dict[str, Any]]
+    controller: control.Controller
+    resumed_from_step: int = 0
+    started: float = field(default_factory=time.time)
+    _step_times: list[float] = field(default_factory=list)
+    _step_began: float = 0.0
+
+    @property
+    def files(self) -> Path:
+        return run_dir(self.workspace.path, self.run_id)
+
+    def log(self, message: str) -> None:
+        print(f"[run {self.run_id}] {message}", file=sys.stderr, flush=True)
+
+    # ---- status ---------------------------------------------------------------------------------
+    def set_status(self, status: str, step: int, error: str | None = None) -> None:
+        self.workspace.set_status(self.run_id, status, error=error)
+        self.workspace.log_event(self.run_id, "status", {"status": status, "step": step})
+        control.emit("status", run_id=self.run_id, status=status, step=step)
+
+    # ---- scoring --------------------------------------------------------------------------------
+    def score(
+        self,
+        prompts: list[Any],
+        completions: list[Any],
+        columns: dict[str, list[Any]],
+        completion_ids: list[list[int]] | None,
+        step: int,
+    ) -> ScoredBatch:
+        """Score a batch with the rubric: the one code path for training, evaluation and `rubric test`."""
+        user_columns = {k: v for k, v in columns.items() if k != ROW_INDEX}
+        batch = RewardBatch(prompts, completions, user_columns, completion_ids, step=step)
+        return self.rubric.score(batch)
+
+    def criterion_metrics(self, scored: ScoredBatch, prefix: str = "rewards") -> dict[str, float]:
+        out: dict[str, float] = {}
+        for name, values in scored.scores.items():
+            m, s = mean_std(values)
+            out[f"{prefix}/{name}/mean"] = m if m is not None else float("nan")
+            if prefix == "rewards":
+                out[f"{prefix}/{name}/std"] = s if s is not None else float("nan")
+                errors = scored.errors.get(name, [])
+                out[f"{prefix}/{name}/error_rate"] = sum(e is not None for e in errors) / max(len(errors), 1)
+        return out
+
+    # ---- recording ------------------------------------------------------------------------------
+    def record_rollouts(self, step: int, batch: Rollouts, num_generations: int) -> None:
+        groups: list[GroupRecord] = []
+        for start in range(0, len(batch.completions), num_generations):
+            rows = range(start, min(start + num_generations, len(batch.completions)))
+            cols = batch.columns[start]
+            records = []
+            for i in rows:
+                total, scores, errors = batch.scored.row(i)
+                records.append(
+                    RolloutRecord(
+                        completion=batch.completions[i],
+                        reward=total,
+                        advantage=batch.advantages[i],
+                        completion_tokens=batch.completion_tokens[i],
+                        truncated=batch.truncated[i],
+                        scores=scores,
+                        errors=errors,
+                    )
+                )
+            groups.append(
+                GroupRecord(
+                    prompt=prompt_text(batch.prompts[start]),
+                    prompt_index=cols.get(ROW_INDEX),
+                    columns={k: v for k, v in cols.items() if k not in ("prompt", ROW_INDEX)},
+                    rollouts=records,
+                )
+            )
+        up_to = self.workspace.write_rollouts(self.run_id, step, groups)
+        control.emit("rollouts_written", run_id=self.run_id, up_to_id=up_to, step=step)
+
+    def record_metrics(self, step: int, values: dict[str, Any]) -> None:
+        if self.workspace.write_metrics(self.run_id, step, values):
+            control.emit("metrics_written", run_id=self.run_id, step=step)
+
+    # ---- progress -------------------------------------------------------------------------------
+    def step_began(self) -> None:
+        self._step_began = time.perf_counter()
+
+    def step_ended(self, step: int, phase: str = "train") -> None:
+        if self._step_began:
+            self._step_times.append(time.perf_counter() - self._step_began)
+            self._step_times = self._step_times[-20:]
+        per_step = sum(self._step_times) / len(self._step_times) if self._step_times else 0.0
+        remaining = max(self.cfg.training.max_steps - step, 0)
+        control.emit(
+            "progress",
+            run_id=self.run_id,
+            step=step,
+            max_steps=self.cfg.training.max_steps,
+            steps_per_s=round(1.0 / per_step, 3) if per_step else None,
+            eta_s=round(remaining * per_step, 1) if per_step else None,
+            phase=phase,
+        )
+
+    # ---- evaluation -----------------------------------------------------------------------------
+    def evaluate(self, model: Any, tokenizer: Any, step: int) -> dict[str, float | None]:
+        """Score one sampled completion per held-out prompt; record eval/<criterion>/mean."""
+        if not self.eval_rows:
+            return {}
+        from engine.generation import generate
+
+        control.emit(
+            "progress",
+            run_id=self.run_id,
+            step=step,
+            max_steps=self.cfg.training.max_steps,
+            steps_per_s=None,
+            eta_s=None,
+            phase="eval",
+        )
+        t0 = time.perf_counter()
+        rows = self.eval_rows
+        prompts = [r["prompt"] for r in rows]
+        out = generate(model, tokenizer, prompts, self.cfg, seed=self.cfg.training.seed + 7919 * (step + 1))
+        columns = {k: [r.get(k) for r in rows] for k in rows[0] if k != "prompt"}
+        scored = self.score(prompts, out.completions_for_rubric, columns, out.completion_ids, step)
+        summary: dict[str, float | None] = {}
+        for name, values in scored.scores.items():
+            summary[f"eval/{name}/mean"] = mean_std(values)[0]
+        summary["eval/reward/mean"] = mean_std(list(scored.totals))[0]
+        samples = []
+        for i, row in enumerate(rows):
+            total, scores, errors = scored.row(i)
+            samples.append(
+                {
+                    "prompt_index": row.get(ROW_INDEX, i),
+                    "prompt": prompt_text(row["prompt"]),
+                    "completion": out.texts[i],
+                    "reward": total,
+                    "scores": scores,
+                    "errors": errors,
+                }
+            )
+        self.workspace.write_evaluation(self.run_id, step, samples, summary)
+        control.emit("eval_written", run_id=self.run_id, step=step, reward=summary["eval/reward/mean"])
+        pretty = ", ".join(f"{k.split('/')[1]}={v:.3f}" for k, v in summary.items() if v is not None)
+        self.log(f"eval at step {step} on {len(rows)} prompts ({time.perf_counter() - t0:.1f}s): {pretty}")
+        return summary
+
+    # ---- checkpoints ----------------------------------------------------------------------------
+    def checkpoint_written(self, step: int, path: Path) -> None:
+        """Mark a checkpoint complete (after every file is on disk), record it, drop old ones."""
+        marker = {"run_id": self.run_id, "step": step, "time": time.time()}
+        tmp = path / (COMPLETE_MARKER + ".tmp")
+        tmp.write_text(json.dumps(marker))
+        tmp.replace(path / COMPLETE_MARKER)
+        self.workspace.add_checkpoint(self.run_id, step, str(path))
+        self.workspace.log_event(self.run_id, "checkpoint_saved", {"step": step, "path": str(path)})
+        control.emit("checkpoint_saved", run_id=self.run_id, step=step, path=str(path))
+        self.log(f"checkpoint at step {step}: {path}")
+        complete = self.workspace.checkpoints(self.run_id)
+        for old in complete[: -self.cfg.training.keep_checkpoints]:
+            self.workspace.forget_checkpoint(old["id"])
+            shutil.rmtree(old["path"], ignore_errors=True)
+
+
+def last_complete_checkpoint(workspace: Workspace, run_id: int) -> dict[str, Any] | None:
+    """The newest checkpoint recorded complete whose marker is on disk (an interrupted write never counts)."""
+    for ckpt in reversed(workspace.checkpoints(run_id)):
+        if (Path(ckpt["path"]) / COMPLETE_MARKER).is_file():
+            return ckpt
+    return None
+
+
+def load_rows(cfg: RunConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    train = read_jsonl(cfg.resolve(cfg.data.train))
+    for i, row in enumerate(train):
+        row[ROW_INDEX] = i
+    evals: list[dict[str, Any]] = []
+    if cfg.data.eval:
+        evals = read_jsonl(cfg.resolve(cfg.data.eval))
+        for i, row in enumerate(evals):
+            row[ROW_INDEX] = i
+        if cfg.data.eval_limit:
+            evals = evals[: cfg.data.eval_limit]
+    return train, evals
