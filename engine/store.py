@@ -242,7 +242,10 @@ class Workspace:
 
     @staticmethod
     def _next_id(c: sqlite3.Connection, table: str) -> int:
-        return int(c.execute(f"SELECT COALESCE(MAX(id), 0) + 1 FROM {table}").fetchone()[0])
+        """The next id of an AUTOINCREMENT table: past every id it ever held, deleted ones included."""
+        row = c.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone()
+        highest = c.execute(f"SELECT COALESCE(MAX(id), 0) FROM {table}").fetchone()[0]
+        return max(int(row[0]) if row else 0, int(highest)) + 1
 
     def rollouts(self, run_id: int) -> Iterator[dict[str, Any]]:
         """Every rollout of a run in id order, with its prompt, scores and errors (for export)."""

@@ -4,6 +4,9 @@ Both processes read this module: the engine writes through engine.store, the stu
 sqlite3 queries. Migrations are a list of SQL scripts; ``meta.schema_version`` says how many have run.
 Append new migrations at the end; never edit one that has shipped.
 
+Ids of run records are AUTOINCREMENT: never reused, even after a resume forgets the steps after its
+checkpoint, so a reader that follows ``WHERE id > ?`` never misses a row.
+
 Layout of a run's records
 -------------------------
 runs        one row per run; ``config`` is the full config as JSON, recorded at the start.
@@ -48,7 +51,7 @@ MIGRATIONS: list[str] = [
     );
 
     CREATE TABLE metrics (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         run_id INTEGER NOT NULL REFERENCES runs(id),
         step INTEGER NOT NULL,
         key TEXT NOT NULL,
@@ -58,7 +61,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX metrics_run_key_step ON metrics(run_id, key, step);
 
     CREATE TABLE groups (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         run_id INTEGER NOT NULL REFERENCES runs(id),
         step INTEGER NOT NULL,
         prompt_index INTEGER,
@@ -71,7 +74,7 @@ MIGRATIONS: list[str] = [
     CREATE INDEX groups_run_prompt ON groups(run_id, prompt_index, step);
 
     CREATE TABLE rollouts (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         run_id INTEGER NOT NULL REFERENCES runs(id),
         step INTEGER NOT NULL,
         group_id INTEGER NOT NULL REFERENCES groups(id),
@@ -98,7 +101,7 @@ MIGRATIONS: list[str] = [
     CREATE VIRTUAL TABLE rollouts_fts USING fts5(completion, content='rollouts', content_rowid='id');
 
     CREATE TABLE evaluations (
-        id INTEGER PRIMARY KEY,
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
         run_id INTEGER NOT NULL REFERENCES runs(id),
         step INTEGER NOT NULL,
         prompt_index INTEGER,

@@ -79,6 +79,8 @@ def test_truncate_after_forgets_later_steps(workspace_path: Path) -> None:
     assert ws.conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 8
     assert ws.conn.execute("SELECT COUNT(*) FROM rollouts_fts WHERE rollouts_fts MATCH 'answer'").fetchone()[0] == 4
     assert ws.run(run_id)["step"] == 2
+    again = ws.write_rollouts(run_id, 3, [group("p3", [1.0, 0.0])])
+    assert again == 8  # ids are never reused: a reader following id > N sees the new rows
 
 
 def test_rubric_versions_are_immutable_and_deduplicated(workspace_path: Path) -> None:
