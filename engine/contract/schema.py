@@ -87,7 +87,9 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX rollouts_run_step ON rollouts(run_id, step);
     CREATE INDEX rollouts_group ON rollouts(group_id);
-    CREATE INDEX rollouts_run_reward ON rollouts(run_id, reward);
+    -- Within a run, ids grow with the step, so (step, id) is the one order readers page in: it needs no sort.
+    CREATE INDEX rollouts_errors ON rollouts(run_id, step) WHERE error_count > 0;
+    CREATE INDEX rollouts_truncated ON rollouts(run_id, step) WHERE truncated = 1;
 
     CREATE TABLE scores (
         rollout_id INTEGER NOT NULL REFERENCES rollouts(id),

@@ -1,0 +1,100 @@
+"""Workspace write and read speed.
+
+Prints rollouts written per second through Workspace.write_rollouts (groups, rollouts, three
+per-criterion scores each, and the full-text index, in one transaction per step), and the time to read
+the first 500 rows of filtered queries on a run with N rollouts.
+
+    python benchmarks/store_throughput.py [--rollouts 1000000]
+
+Goals: >= 50,000 rollouts/s written; <= 20 ms for the first 500 rows of a filtered query.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from engine.store import GroupRecord, RolloutRecord, Workspace  # noqa: E402
+
+WORDS = "the answer is think step carry sum digit so we get result therefore final".split()
+
+
+def make_step(rng: random.Random, prompts: int, generations: int) -> list[GroupRecord]:
+    groups = []
+    for p in range(prompts):
+        rollouts = []
+        for _ in range(generations):
+            correct = float(rng.random() < 0.4)
+            text = " ".join(rng.choices(WORDS, k=12)) + f" <answer>{rng.randint(0, 99)}</answer>"
+            rollouts.append(
+                RolloutRecord(
+                    completion=text,
+                    reward=correct + 0.2,
+                    advantage=rng.gauss(0, 1),
+                    completion_tokens=rng.randint(5, 40),
+                    truncated=rng.random() < 0.05,
+                    scores={"correct": correct, "format": 1.0, "length": float(len(text))},
+                    errors={"correct": "TimeoutError: took more than 10s"} if rng.random() < 0.01 else {},
+                )
+            )
+        groups.append(GroupRecord(prompt=f"{p}+{p}=", prompt_index=p, columns={"answer": str(2 * p)}, rollouts=rollouts))
+    return groups
+
+
+def timed_query(ws: Workspace, sql: str, args: tuple) -> float:
+    best = float("inf")
+    for _ in range(5):
+        t0 = time.perf_counter()
+        rows = ws.conn.execute(sql, args).fetchall()
+        best = min(best, time.perf_counter() - t0)
+    assert len(rows) == 500, (sql, len(rows))
+    return best * 1000
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rollouts", type=int, default=1_000_000)
+    parser.add_argument("--per-step", type=int, default=512, help="rollouts per step (64 prompts x 8)")
+    args = parser.parse_args()
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        ws = Workspace(Path(tmp) / "bench.sqlite")
+        run_id = ws.create_run("bench", "grpo", {}, max_steps=args.rollouts // args.per_step)
+        steps = args.rollouts // args.per_step
+        batches = [make_step(rng, args.per_step // 8, 8) for _ in range(8)]  # data made before timing
+        t0 = time.perf_counter()
+        for step in range(1, steps + 1):
+            ws.write_rollouts(run_id, step, batches[step % len(batches)])
+        write_s = time.perf_counter() - t0
+        total = steps * args.per_step
+        rate = total / write_s
+        print(f"wrote {total:,} rollouts in {write_s:.1f}s: {rate:,.0f} rollouts/s (goal >= 50,000; ratio {rate / 50_000:.2f})")
+
+        base = "SELECT r.id, r.step, r.reward, r.advantage, r.completion_tokens, r.truncated, g.prompt FROM rollouts r JOIN groups g ON g.id = r.group_id WHERE r.run_id = ?"
+        order = " ORDER BY r.step, r.id LIMIT 500"  # the inspector's order: served by an index, no sort
+        fts = base.replace("FROM rollouts r", "FROM rollouts_fts f JOIN rollouts r ON r.id = f.rowid")
+        queries = {
+            "step range": (base + " AND r.step BETWEEN ? AND ?" + order, (run_id, steps // 2, steps)),
+            "reward >= 1": (base + " AND r.reward >= ?" + order, (run_id, 1.0)),
+            "errors only": (base + " AND r.error_count > 0" + order, (run_id,)),
+            "truncated only, second half": (base + " AND r.truncated = 1 AND r.step > ?" + order, (run_id, steps // 2)),
+            "full text 'therefore final'": (
+                fts + " AND rollouts_fts MATCH ? ORDER BY f.rowid LIMIT 500",
+                (run_id, "therefore final"),
+            ),
+        }
+        for name, (sql, qargs) in queries.items():
+            ms = timed_query(ws, sql, qargs)
+            print(f"first 500 rows, {name}: {ms:.1f} ms (goal <= 20 ms; ratio {ms / 20:.2f})")
+        size = Path(ws.path).stat().st_size / 1e6
+        print(f"workspace size: {size:,.0f} MB for {total:,} rollouts")
+
+
+if __name__ == "__main__":
+    main()
