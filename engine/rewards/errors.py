@@ -1,0 +1,12 @@
+"""The one error a user sees for a bad rubric."""
+
+from __future__ import annotations
+
+
+class RubricError(ValueError):
+    """A rubric cannot be loaded. The message names the criterion (when there is one) and the problem,
+    and says how to fix it."""
+
+    def __init__(self, message: str, criterion: str | None = None) -> None:
+        self.criterion = criterion
+        super().__init__(f"criterion '{criterion}': {message}" if criterion else message)

@@ -1,0 +1,202 @@
+"""Criteria that run the user's own Python: `kind = "python"` (any convention in REWARD_CONVENTIONS.md)
+and the python graders inside an `openai_grader`. The code runs in a RewardWorker, never in the engine."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.rewards.context import ScoringContext
+from engine.rewards.conventions import STYLES
+from engine.rewards.criteria import Criterion, CriterionResult
+from engine.rewards.errors import RubricError
+from engine.rewards.params import Params
+from engine.rewards.workers import PendingCall, RewardWorker, WorkerFailure, WorkerStartError
+
+DEFAULT_TIMEOUT_S = 30.0
+
+STYLE_ALIASES = {"openai": "openai-python", "openai_python": "openai-python", "open-r1": "conversational"}
+
+
+class FunctionSource:
+    """Where one function comes from: a file beside the rubric (`source = "rewards.py:fn"`) or inline code.
+
+    The text is read once, at load, and the worker runs that text: what `snapshot()` stores is exactly
+    what scores, even after a worker is restarted and the file has since changed on disk.
+    """
+
+    def __init__(
+        self, criterion: str, rubric_dir: Path, source: str | None, code: str | None, function: str | None
+    ):
+        self.criterion = criterion
+        if (source is None) == (code is None):
+            raise RubricError(
+                'give either source = "file.py:function" or code = "..." with function', criterion
+            )
+        if source is not None:
+            path_text, sep, fn_name = source.rpartition(":")
+            if not sep or not path_text or not fn_name:
+                raise RubricError(
+                    f'source = {source!r} must be "path/to/file.py:function_name" (relative to the rubric file)',
+                    criterion,
+                )
+            if function is not None:
+                raise RubricError(
+                    "'function' goes with inline 'code'; with 'source' write \"file.py:function\"", criterion
+                )
+            path = (rubric_dir / path_text).resolve()
+            if not path.is_file():
+                raise RubricError(f"source file {path_text} not found (looked for {path})", criterion)
+            try:
+                self.code = path.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise RubricError(f"cannot read source file {path}: {exc}", criterion) from None
+            self.filename = str(path)
+            self.display = path_text
+            try:
+                self.relative: str | None = path.relative_to(rubric_dir.resolve()).as_posix()
+            except ValueError:
+                self.relative = path_text
+            self.function = fn_name
+            self.is_file = True
+        else:
+            assert code is not None
+            if not function:
+                raise RubricError(
+                    "inline 'code' needs 'function' = the name of the function to call", criterion
+                )
+            self.code = code
+            self.filename = f"<rubric criterion {criterion}>"
+            self.display = f"the inline code of '{criterion}'"
+            self.relative = None
+            self.function = function
+            self.is_file = False
+
+    def spec(self, style: str | None) -> dict[str, Any]:
+        return {
+            "filename": self.filename,
+            "code": self.code,
+            "display": self.display,
+            "function": self.function,
+            "style": style,
+            "is_file": self.is_file,
+        }
+
+
+def parse_style(params: Params, key: str = "style") -> str | None:
+    style = params.text(key, None)
+    if style is None:
+        return None
+    style = STYLE_ALIASES.get(style, style)
+    if style not in STYLES:
+        raise params.error(f"'{key}' must be one of {', '.join(STYLES)}, not {style!r}")
+    return style
+
+
+class UserCode:
+    """The functions of one criterion and the worker that runs them."""
+
+    def __init__(self, criterion: str, rubric_dir: Path, memory_mb: int | None) -> None:
+        self.criterion = criterion
+        self.rubric_dir = rubric_dir
+        self.memory_mb = memory_mb
+        self.specs: dict[str, dict[str, Any]] = {}
+        self.sources: list[FunctionSource] = []
+        self.worker: RewardWorker | None = None
+        self.infos: dict[str, dict[str, Any]] = {}
+
+    def add(self, fid: str, source: FunctionSource, style: str | None) -> str:
+        self.specs[fid] = source.spec(style)
+        self.sources.append(source)
+        return fid
+
+    def start(self) -> None:
+        self.worker = RewardWorker(self.criterion, self.specs, str(self.rubric_dir.resolve()), self.memory_mb)
+        self.worker.start()
+
+    def wait_loaded(self) -> None:
+        assert self.worker is not None
+        try:
+            infos = self.worker.wait_loaded()
+        except (WorkerFailure, WorkerStartError) as exc:
+            raise RubricError(f"loading its code failed: {exc}", self.criterion) from None
+        for info in infos.values():
+            if "error" in info:
+                raise RubricError(info["error"], self.criterion)
+        self.infos = infos
+
+    def snapshot_sources(self) -> dict[str, str]:
+        found = {s.relative: s.code for s in self.sources if s.relative is not None}
+        if self.worker is not None:  # modules beside the rubric that the user code imported
+            for path in self.worker.files:
+                p = Path(path)
+                try:
+                    relative = p.relative_to(self.rubric_dir.resolve()).as_posix()
+                    found.setdefault(relative, p.read_text(encoding="utf-8"))
+                except (ValueError, OSError, UnicodeDecodeError):
+                    continue
+        return found
+
+    def call(self, ctx: ScoringContext, fid: str, timeout_s: float) -> PendingCall:
+        assert self.worker is not None
+        info = self.infos[fid]
+        per_sample = (
+            info["style"] in ("verifiers", "openai-python") and not info["group"] and not info["is_async"]
+        )
+        blob = ctx.worker_blob(with_ids=info["wants_completion_ids"])
+        return PendingCall(self.worker, fid, blob, ctx.n, per_sample, timeout_s)
+
+    def close(self) -> None:
+        if self.worker is not None:
+            self.worker.close()
+
+
+class PythonCriterion(Criterion):
+    kind = "python"
+
+    def __init__(self, name: str, weight: float, params: Params, rubric_dir: Path) -> None:
+        super().__init__(name, weight)
+        source = FunctionSource(
+            name,
+            rubric_dir,
+            params.text("source", None),
+            params.text("code", None),
+            params.text("function", None),
+        )
+        self.style = parse_style(params)
+        self.timeout_s = params.number("timeout_s", DEFAULT_TIMEOUT_S, minimum=0.001)
+        memory_mb = params.integer("memory_mb", 0, minimum=0) or None
+        self.code = UserCode(name, rubric_dir, memory_mb)
+        self.fid = self.code.add("fn", source, self.style)
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return self.code.infos.get(self.fid, {})
+
+    @property
+    def needs_completion_ids(self) -> bool:  # type: ignore[override]
+        return bool(self.info.get("wants_completion_ids"))
+
+    @property
+    def detected_style(self) -> str | None:
+        if not self.info:
+            return None
+        style = self.info["style"]
+        return f"{style} (group)" if self.info.get("group") else style
+
+    def submit(self, ctx: ScoringContext) -> Callable[[], CriterionResult]:
+        pending = self.code.call(ctx, self.fid, self.timeout_s)
+
+        def collect() -> CriterionResult:
+            values, errors, metrics, columns = pending.finish()
+            return CriterionResult(values, errors, metrics=metrics, columns=columns)
+
+        return collect
+
+    def columns_used(self) -> set[str]:
+        params = set(self.info.get("params", []))
+        return params - {"prompts", "completions", "completion_ids", "prompt", "completion", "trainer_state"}
+
+    def close(self) -> None:
+        self.code.close()
