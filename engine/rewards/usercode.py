@@ -27,7 +27,13 @@ class FunctionSource:
     """
 
     def __init__(
-        self, criterion: str, rubric_dir: Path, source: str | None, code: str | None, function: str | None
+        self,
+        criterion: str,
+        rubric_dir: Path,
+        source: str | None,
+        code: str | None,
+        function: str | None,
+        where: str = "",
     ):
         self.criterion = criterion
         if (source is None) == (code is None):
@@ -67,8 +73,9 @@ class FunctionSource:
                     "inline 'code' needs 'function' = the name of the function to call", criterion
                 )
             self.code = code
-            self.filename = f"<rubric criterion {criterion}>"
-            self.display = f"the inline code of '{criterion}'"
+            suffix = f" {where}" if where else ""
+            self.filename = f"<rubric criterion {criterion}{suffix}>"
+            self.display = f"the inline code of '{criterion}'{suffix}"
             self.relative = None
             self.function = function
             self.is_file = False
