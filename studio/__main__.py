@@ -1,0 +1,5 @@
+import sys
+
+from studio.app import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""Qt item models over the workspace, loaded in pages (canFetchMore / fetchMore)."""

@@ -1,0 +1,1 @@
+"""pyqtgraph curves: created once, fed from numpy buffers by setData on a timer, downsampled."""

@@ -1,0 +1,218 @@
+"""One plot of the dashboard: a PlotItem whose curves are created once and updated with setData.
+
+A curve is one (run, key) pair. Smoothing draws the raw values faintly under the smoothed ones; the
+total reward also gets a mean ± std band. Every item downsamples to the pixels on screen (peak mode,
+so spikes survive) and clips to the visible range, which keeps 100,000-point curves cheap.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QPen
+
+from studio.plots.smoothing import SmoothedView
+from studio.state.series import Series
+
+
+@dataclass(frozen=True)
+class PlotSpec:
+    """What one plot shows: keys matched by ``pattern`` (the first group, if any, names the curve)."""
+
+    name: str
+    title: str
+    pattern: str
+    band_std_key: str | None = None
+    smooth: bool = True
+    symbols: bool = False
+    y_range: tuple[float, float] | None = None
+
+    def match(self, key: str) -> str | None:
+        """The curve label for ``key``, or None when this plot does not show it."""
+        m = re.fullmatch(self.pattern, key)
+        if m is None:
+            return None
+        return m.group(1) if m.groups() else ""
+
+
+@dataclass
+class Curve:
+    series: Series
+    smoothed: SmoothedView
+    raw: pg.PlotDataItem
+    line: pg.PlotDataItem
+    label: str
+    band: tuple[pg.PlotDataItem, pg.PlotDataItem, pg.FillBetweenItem, Series, SmoothedView] | None = None
+    drawn: tuple[int, int, float] = (-1, -1, -1.0)
+    band_drawn: tuple[int, int] = (-1, -1)
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _configure(item: pg.PlotDataItem) -> None:
+    item.setDownsampling(auto=True, method="peak")
+    item.setClipToView(True)
+
+
+class MetricPlot:
+    """Curves for one PlotSpec inside a PlotItem that the grid owns."""
+
+    def __init__(self, spec: PlotSpec, plot: pg.PlotItem) -> None:
+        self.spec = spec
+        self.plot = plot
+        self.curves: dict[tuple[int, str], Curve] = {}
+        self.legend = plot.addLegend(offset=(6, 4), labelTextSize="8pt", verSpacing=-6)
+        self.legend.setVisible(False)
+        plot.showGrid(x=True, y=True, alpha=0.15)
+        plot.setMenuEnabled(True)
+        plot.hideButtons()
+        if spec.y_range is not None:
+            plot.setYRange(*spec.y_range, padding=0.02)
+        self.cursor = pg.InfiniteLine(
+            angle=90, movable=False, pen=pg.mkPen("#888888", width=1, style=Qt.PenStyle.DashLine)
+        )
+        self.cursor.setVisible(False)
+        plot.addItem(self.cursor, ignoreBounds=True)
+        self._title_plain = spec.title
+        self.set_title(spec.title)
+
+    def set_title(self, html: str) -> None:
+        self.plot.setTitle(html, size="9pt", color="#2d3748", justify="left")
+
+    # ---- curves --------------------------------------------------------------------------------------
+    def add_curve(
+        self,
+        run_id: int,
+        key: str,
+        series: Series,
+        label: str,
+        color: str,
+        style: object,
+        band_series: Series | None = None,
+    ) -> Curve:
+        existing = self.curves.get((run_id, key))
+        if existing is not None:
+            return existing
+        qcolor = QColor(color)
+        faint = QColor(qcolor)
+        faint.setAlpha(70)
+        raw = pg.PlotDataItem(pen=pg.mkPen(faint, width=1), connect="finite")
+        pen = pg.mkPen(qcolor, width=1.6, style=style)
+        if self.spec.symbols:
+            line = pg.PlotDataItem(
+                pen=pen,
+                symbol="o",
+                symbolSize=5,
+                symbolBrush=qcolor,
+                symbolPen=None,
+                connect="finite",
+                name=label,
+            )
+        else:
+            line = pg.PlotDataItem(pen=pen, connect="finite", name=label)
+        for item in (raw, line):
+            _configure(item)
+        raw.setVisible(False)
+        self.plot.addItem(raw)
+        self.plot.addItem(line)
+        curve = Curve(series, SmoothedView(series), raw, line, label)
+        if band_series is not None:
+            band_color = QColor(qcolor)
+            band_color.setAlpha(45)
+            edge = QPen(QColor(0, 0, 0, 0))
+            lo, hi = pg.PlotDataItem(pen=edge, connect="finite"), pg.PlotDataItem(pen=edge, connect="finite")
+            for item in (lo, hi):
+                _configure(item)
+                self.plot.addItem(item)
+            # Fill between the items' drawn curves: they are already clipped and downsampled.
+            fill = pg.FillBetweenItem(lo.curve, hi.curve, brush=band_color)
+            self.plot.addItem(fill)
+            curve.band = (lo, hi, fill, band_series, SmoothedView(band_series))
+        self.curves[(run_id, key)] = curve
+        self.legend.setVisible(len(self.curves) > 1)
+        return curve
+
+    def remove_run(self, run_id: int) -> None:
+        for key in [k for k in self.curves if k[0] == run_id]:
+            curve = self.curves.pop(key)
+            items: list[pg.GraphicsObject] = [curve.raw, curve.line]
+            if curve.band is not None:
+                items += list(curve.band[:3])
+            for item in items:
+                self.plot.removeItem(item)
+            self.legend.removeItem(curve.line)
+        self.legend.setVisible(len(self.curves) > 1)
+
+    def clear(self) -> None:
+        for run_id in {k[0] for k in self.curves}:
+            self.remove_run(run_id)
+
+    # ---- updates -------------------------------------------------------------------------------------
+    def refresh(self, weight: float) -> int:
+        """setData on the curves whose series or smoothing changed. Returns how many were updated."""
+        if not self.spec.smooth:
+            weight = 0.0
+        updated = 0
+        for curve in self.curves.values():
+            s = curve.series
+            state = (s.version, s.generation, weight)
+            if state == curve.drawn:
+                continue
+            curve.drawn = state
+            updated += 1
+            x = s.x
+            smooth = curve.smoothed.values(weight) if weight > 0 else s.y
+            curve.line.setData(x, smooth)
+            curve.raw.setVisible(weight > 0)
+            if weight > 0:
+                curve.raw.setData(x, s.y)
+            if curve.band is not None:
+                self._refresh_band(curve, x, smooth, weight)
+        return updated
+
+    def _refresh_band(self, curve: Curve, x: np.ndarray, mean: np.ndarray, weight: float) -> None:
+        assert curve.band is not None
+        lo, hi, _fill, std_series, std_smoothed = curve.band
+        if std_series.n == 0:
+            return
+        # mean and std are logged at the same steps; align by step in case one has gaps.
+        std = std_smoothed.values(weight) if weight > 0 else std_series.y
+        if std_series.n != x.shape[0] or not np.array_equal(std_series.x, x):
+            idx = np.clip(np.searchsorted(std_series.x, x), 0, std_series.n - 1)
+            aligned = np.where(std_series.x[idx] == x, std[idx], np.nan)
+        else:
+            aligned = std
+        lo.setData(x, mean - aligned)
+        hi.setData(x, mean + aligned)
+
+    # ---- hover readout ---------------------------------------------------------------------------------
+    def show_cursor(self, step: float | None, run_labels: dict[int, str]) -> None:
+        if step is None:
+            self.cursor.setVisible(False)
+            self.set_title(self._title_plain)
+            return
+        self.cursor.setVisible(True)
+        self.cursor.setPos(step)
+        parts = []
+        for (run_id, _key), curve in list(self.curves.items())[:8]:
+            found = curve.series.value_at(step)
+            if found is None:
+                continue
+            at, value = found
+            text = "nan" if np.isnan(value) else f"{value:.4g}"
+            if curve.band is not None:
+                sd = curve.band[3].value_at(at)
+                if sd is not None and sd[0] == at and np.isfinite(sd[1]):
+                    text += f" ± {sd[1]:.3g}"
+            name = " ".join(
+                p for p in (run_labels.get(run_id, "") if len(run_labels) > 1 else "", curve.label) if p
+            )
+            color = curve.line.opts["pen"].color().name()
+            parts.append(f"<span style='color:{color}'>{name + ' ' if name else ''}{text}</span>")
+        readout = f"&nbsp;&nbsp;<span style='color:#718096'>step {step:.0f}</span>&nbsp; " + "&nbsp; ".join(
+            parts
+        )
+        self.set_title(f"{self._title_plain}{readout}")

@@ -1,0 +1,180 @@
+"""The dashboard's grid of live plots for the runs on screen, refreshed on a 15 Hz timer.
+
+Series change whenever rows arrive; the plots look at them only on the timer tick, so a burst of
+events costs one redraw. Curves are created once per (run, key) and updated with setData.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from studio.plots import palette
+from studio.plots.metric_plot import MetricPlot, PlotSpec
+from studio.state.series import Series
+from studio.state.studio_state import StudioState
+
+pg.setConfigOptions(background="w", foreground="#4a5568", antialias=False, useNumba=False)
+
+REFRESH_HZ = 15
+COLUMNS = 3
+
+SPECS: tuple[PlotSpec, ...] = (
+    PlotSpec("reward", "Reward (mean ± std)", r"reward", band_std_key="reward_std"),
+    PlotSpec("criteria", "Reward by criterion", r"rewards/(.+)/mean"),
+    PlotSpec("eval", "Held-out eval", r"eval/(.+)/mean", smooth=False, symbols=True),
+    PlotSpec("kl", "KL", r"kl"),
+    PlotSpec("loss", "Loss", r"loss"),
+    PlotSpec("entropy", "Entropy", r"entropy"),
+    PlotSpec("length", "Completion length (tokens)", r"completions/mean_length"),
+    PlotSpec("zero_std", "Zero-std groups (fraction)", r"frac_reward_zero_std"),
+    PlotSpec("grad_norm", "Grad norm", r"grad_norm"),
+)
+_BAND_KEYS = {s.band_std_key for s in SPECS if s.band_std_key}
+
+
+def plotted_key(key: str) -> bool:
+    """Whether the dashboard draws this metric key (the rest is only exported)."""
+    return key in _BAND_KEYS or any(spec.match(key) is not None for spec in SPECS)
+
+
+class PlotGrid(QWidget):
+    sig_hover = Signal(object)
+    """The step under the mouse (float), or None when it left the plots."""
+
+    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.weight = 0.6
+        self.run_ids: list[int] = []
+        self.view = pg.GraphicsLayoutWidget()
+        self.view.ci.setContentsMargins(4, 4, 4, 4)
+        self.view.ci.setSpacing(2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.view)
+        self.plots: list[MetricPlot] = []
+        first: pg.PlotItem | None = None
+        for i, spec in enumerate(SPECS):
+            item = self.view.addPlot(row=i // COLUMNS, col=i % COLUMNS)
+            if first is None:
+                first = item
+            else:
+                item.setXLink(first)
+            if i // COLUMNS == (len(SPECS) - 1) // COLUMNS:
+                item.setLabel("bottom", "step")
+            self.plots.append(MetricPlot(spec, item))
+        self._label_index: dict[tuple[str, str], int] = {}
+        self._hover_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse)
+        self.timer = QTimer(self)
+        self.timer.setInterval(int(1000 / REFRESH_HZ))
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+        state.metrics.sig_run_loaded.connect(self._on_run_loaded)
+        state.metrics.sig_keys_added.connect(self._on_keys_added)
+        state.sig_workspace_changed.connect(lambda: self.set_runs([]))
+
+    # ---- runs -----------------------------------------------------------------------------------------
+    def set_runs(self, run_ids: list[int], background: bool = True) -> None:
+        """Show these runs' curves (the first is the current run)."""
+        restyle = len(run_ids) != len(self.run_ids) and (len(run_ids) > 1) != (len(self.run_ids) > 1)
+        for run_id in self.run_ids:
+            if run_id not in run_ids or restyle:
+                self._remove_run(run_id)
+        previous = [] if restyle else self.run_ids
+        self.run_ids = list(run_ids)
+        for run_id in run_ids:
+            if run_id not in previous:
+                self.state.load_metrics(run_id, background=background)
+                self._add_run(run_id)
+        self.refresh()
+
+    def _remove_run(self, run_id: int) -> None:
+        for plot in self.plots:
+            plot.remove_run(run_id)
+
+    def _add_run(self, run_id: int, keys: list[str] | None = None) -> None:
+        rm = self.state.metrics.get(run_id)
+        if rm is None or run_id not in self.run_ids:
+            return
+        compare = len(self.run_ids) > 1
+        run_pos = self.run_ids.index(run_id)
+        run_label = f"#{run_id}"
+        for key in keys if keys is not None else list(rm.series):
+            series = rm.series[key]
+            for plot in self.plots:
+                label = plot.spec.match(key)
+                if label is None:
+                    continue
+                idx = self._label_index.setdefault(
+                    (plot.spec.name, label), sum(1 for k in self._label_index if k[0] == plot.spec.name)
+                )
+                if compare:
+                    color, style = palette.color(run_pos), palette.dash(idx)
+                    name = f"{run_label} {label}".strip()
+                else:
+                    color, style = palette.color(idx), palette.dash(0)
+                    name = label or run_label
+                band = None
+                if plot.spec.band_std_key:
+                    band = rm.series.get(plot.spec.band_std_key)
+                    if band is None:  # mean and std arrive together; make the slot the std will fill
+                        band = rm.series[plot.spec.band_std_key] = Series()
+                plot.add_curve(run_id, key, series, name, color, style, band_series=band)
+
+    def _on_run_loaded(self, run_id: int) -> None:
+        if run_id in self.run_ids:
+            self._remove_run(run_id)
+            self._add_run(run_id)
+
+    def _on_keys_added(self, run_id: int, keys: list[str]) -> None:
+        if run_id in self.run_ids:
+            self._add_run(run_id, keys)
+
+    # ---- drawing --------------------------------------------------------------------------------------
+    def set_smoothing(self, weight: float) -> None:
+        self.weight = min(max(weight, 0.0), 0.999)
+        self.refresh()
+
+    def _tick(self) -> None:
+        if self.isVisible():
+            self.refresh()
+
+    def refresh(self) -> int:
+        """Push changed series to their curves. Returns how many curves were updated."""
+        return sum(plot.refresh(self.weight) for plot in self.plots)
+
+    def curve_count(self) -> int:
+        return sum(len(p.curves) for p in self.plots)
+
+    def point_count(self, run_id: int) -> int:
+        rm = self.state.metrics.get(run_id)
+        return 0 if rm is None else sum(s.n for s in rm.series.values())
+
+    # ---- hover ----------------------------------------------------------------------------------------
+    def _on_mouse(self, args: tuple[object, ...]) -> None:
+        pos = args[0]
+        step = None
+        for plot in self.plots:
+            vb = plot.plot.getViewBox()
+            if vb.sceneBoundingRect().contains(pos):  # type: ignore[arg-type]
+                step = float(vb.mapSceneToView(pos).x())  # type: ignore[arg-type]
+                break
+        self.show_step(step)
+
+    def show_step(self, step: float | None) -> None:
+        labels = {run_id: f"#{run_id}" for run_id in self.run_ids}
+        for plot in self.plots:
+            plot.show_cursor(step, labels)
+        self.sig_hover.emit(step)
+
+    def leaveEvent(self, event: object) -> None:
+        self.show_step(None)
+
+    # ---- export ---------------------------------------------------------------------------------------
+    def export_png(self, path: str | Path) -> bool:
+        self.refresh()
+        return self.view.grab().save(str(path), "PNG")

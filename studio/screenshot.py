@@ -1,0 +1,47 @@
+"""`rl-studio --screenshot`: render one view offscreen at a fixed size and save it as PNG."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from PySide6.QtWidgets import QApplication
+
+from studio.state.studio_state import StudioState
+from studio.widgets.main_window import MainWindow
+
+
+def _settle(seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        QApplication.processEvents()
+        time.sleep(0.02)
+
+
+def take_screenshot(
+    window: MainWindow, state: StudioState, out: Path, view: str, run_id: int | None, size: tuple[int, int]
+) -> int:
+    window.resize(*size)
+    window.show()
+    if view in ("dashboard", "inspector"):
+        run_id = run_id if run_id is not None else (state.db.latest_run_id() if state.db else None)
+        if run_id is not None and state.run(run_id) is None:
+            print(
+                f"rl-studio: there is no run {run_id} in {state.db.path if state.db else '?'}",
+                file=sys.stderr,
+            )
+            return 2
+        if run_id is not None:
+            state.load_metrics(run_id, background=False)  # the full history, not the overview
+            state.select_run(run_id)
+    window.show_view(view)
+    _settle(0.4)
+    window.dashboard.grid.refresh()
+    _settle(0.3)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(out), "PNG"):
+        print(f"rl-studio: could not write {out}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0

@@ -1,0 +1,1 @@
+"""Widgets: the main window, home, launcher, run dashboard, sidebar, and the issue-5 views."""

@@ -1,0 +1,157 @@
+"""The first screen: what RL Studio does, and the demo one click away."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QIcon
+from PySide6.QtWidgets import (
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.contract.paths import ICON
+from studio.state.authored import demo_available, demo_config_path
+from studio.state.studio_state import StudioState
+
+
+def _card(title: str, text: str, button: QPushButton) -> QFrame:
+    card = QFrame()
+    card.setObjectName("card")
+    layout = QVBoxLayout(card)
+    layout.setContentsMargins(18, 16, 18, 16)
+    heading = QLabel(f"<h3 style='margin:0'>{title}</h3>")
+    body = QLabel(text)
+    body.setWordWrap(True)
+    body.setObjectName("muted")
+    layout.addWidget(heading)
+    layout.addWidget(body, 1)
+    row = QHBoxLayout()
+    row.addWidget(button)
+    row.addStretch(1)
+    layout.addLayout(row)
+    return card
+
+
+class HomeView(QWidget):
+    sig_open_workspace = Signal()
+
+    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        icon = QLabel()
+        icon.setPixmap(QIcon(str(ICON)).pixmap(64, 64))
+        title = QLabel("<h1 style='margin:0'>RL Studio</h1>")
+        subtitle = QLabel(
+            "Reinforcement-learning post-training for language models (GRPO and PPO with LoRA), "
+            "on your own workstation. Write rewards, launch runs, watch them learn."
+        )
+        subtitle.setWordWrap(True)
+        subtitle.setObjectName("muted")
+        head_text = QVBoxLayout()
+        head_text.addWidget(title)
+        head_text.addWidget(subtitle)
+        head = QHBoxLayout()
+        head.addWidget(icon, 0, Qt.AlignmentFlag.AlignTop)
+        head.addSpacing(12)
+        head.addLayout(head_text, 1)
+
+        self.demo_button = QPushButton("▶  Run the demo")
+        self.demo_button.setObjectName("primary")
+        self.demo_button.clicked.connect(self.run_demo)
+        self.demo_card = _card(
+            "Try it: the demo",
+            "Teach a tiny bundled model to answer arithmetic in a fixed format with GRPO + LoRA. About three "
+            "minutes on a laptop CPU, nothing to download. Watch the reward rise on the dashboard, then read "
+            "what the model wrote.",
+            self.demo_button,
+        )
+        new_button = QPushButton("Open the launcher")
+        new_button.clicked.connect(lambda: state.sig_show_view.emit("launcher"))
+        new_card = _card(
+            "Your own run",
+            "Pick a model (a local folder or a Hugging Face id), a JSONL dataset and a rubric; set LoRA and "
+            "GRPO options; launch. Every option explains itself when you hover it.",
+            new_button,
+        )
+        open_button = QPushButton("Open workspace…")
+        open_button.clicked.connect(self.sig_open_workspace.emit)
+        self.workspace_card = _card("Workspace", "", open_button)
+        cards = QGridLayout()
+        cards.setSpacing(14)
+        cards.addWidget(self.demo_card, 0, 0)
+        cards.addWidget(new_card, 0, 1)
+        cards.addWidget(self.workspace_card, 0, 2)
+
+        recent_title = QLabel("RECENT RUNS")
+        recent_title.setObjectName("sectionTitle")
+        self.recent = QListWidget()
+        self.recent.setObjectName("recentRuns")
+        self.recent.itemActivated.connect(self._open_run)
+        self.recent.itemClicked.connect(self._open_run)
+
+        column = QVBoxLayout()
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addLayout(head)
+        column.addSpacing(18)
+        column.addLayout(cards)
+        column.addSpacing(18)
+        column.addWidget(recent_title)
+        column.addWidget(self.recent, 1)
+        holder = QWidget()
+        holder.setLayout(column)
+        holder.setMaximumWidth(1100)
+        outer = QHBoxLayout(self)
+        outer.setContentsMargins(28, 24, 28, 20)
+        outer.addWidget(holder)
+        state.sig_workspace_changed.connect(self.refresh)
+        state.sig_runs_changed.connect(lambda _runs: self.refresh())
+        self.refresh()
+
+    def refresh(self) -> None:
+        available = demo_available()
+        self.demo_button.setEnabled(available and self.state.db is not None)
+        self.demo_button.setToolTip(
+            "" if available else "The bundled demo is not installed (assets/demo missing)."
+        )
+        db = self.state.db
+        body = self.workspace_card.findChild(QLabel, "muted")
+        runs = self.state.runs()
+        if body is not None:
+            if db is None:
+                body.setText("No workspace is open.")
+            else:
+                active = sum(r.active for r in runs)
+                body.setText(
+                    f"One file holds your datasets, rubrics and every run:<br><code>{db.path}</code><br>"
+                    f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
+                    + (f", {active} training now" if active else "")
+                )
+        self.recent.clear()
+        for run in runs[:8]:
+            text = f"#{run.id}  {run.name}   ·   {run.status}   ·   step {run.step}/{run.max_steps}"
+            item = QListWidgetItem(text)
+            item.setData(Qt.ItemDataRole.UserRole, run.id)
+            self.recent.addItem(item)
+        if not runs:
+            item = QListWidgetItem("No runs yet. Run the demo to see what a run looks like.")
+            item.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.recent.addItem(item)
+
+    def run_demo(self) -> None:
+        if self.state.db is None:
+            return
+        self.state.launch(demo_config_path(self.state.db), name="demo")
+        self.state.sig_show_view.emit("dashboard")
+
+    def _open_run(self, item: QListWidgetItem) -> None:
+        run_id = item.data(Qt.ItemDataRole.UserRole)
+        if run_id is not None:
+            self.state.select_run(int(run_id))
+            self.state.sig_show_view.emit("dashboard")

@@ -1,0 +1,346 @@
+"""The launcher: every run config field as a form, validated by the engine's rules before launch.
+
+Fields come from engine.contract.config (state/config_form.py), tooltips from their help text.
+The form saves and loads TOML, and "run again with changes" fills it from a recorded run.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMenu,
+    QMessageBox,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.contract.config import ConfigError, RunConfig, config_from_dict, load_run_config
+from engine.contract.paths import DEMO_CONFIG
+from studio.state.authored import demo_config_path, materialize_rubric_version
+from studio.state.config_form import (
+    GROUP_TITLES,
+    FieldSpec,
+    build_config,
+    config_values,
+    form_fields,
+    values_to_dict,
+)
+from studio.state.studio_state import StudioState
+
+# Where each group sits in the two-column form.
+_LEFT = ("", "model", "data", "rubric", "lora", "generation")
+_RIGHT = ("training", "ppo")
+
+
+class Launcher(QWidget):
+    def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.state = state
+        self.specs = form_fields()
+        self.editors: dict[str, QWidget] = {}
+        self.base_dir = ""
+
+        heading = QLabel("<h2>New run</h2>")
+        self.source_label = QLabel("")
+        self.source_label.setObjectName("muted")
+        load = QPushButton("Load TOML…")
+        load.clicked.connect(self.load_toml)
+        save = QPushButton("Save TOML…")
+        save.clicked.connect(self.save_toml)
+        demo = QPushButton("Start from the demo")
+        demo.clicked.connect(self.load_demo)
+        top = QHBoxLayout()
+        top.addWidget(heading)
+        top.addWidget(self.source_label, 1)
+        for b in (demo, load, save):
+            top.addWidget(b)
+
+        groups: dict[str, QFormLayout] = {}
+        columns = [QVBoxLayout(), QVBoxLayout()]
+        for i, names in enumerate((_LEFT, _RIGHT)):
+            for name in names:
+                box = QGroupBox(GROUP_TITLES[name])
+                form = QFormLayout(box)
+                form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+                form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+                groups[name] = form
+                columns[i].addWidget(box)
+                if name == "ppo":
+                    self.ppo_box = box
+            columns[i].addStretch(1)
+        for spec in self.specs:
+            editor = self._editor(spec)
+            self.editors[spec.key] = editor
+            label = QLabel(spec.label)
+            tip = f"<b>{spec.toml_key}</b><br>{spec.help}"
+            label.setToolTip(tip)
+            editor.setToolTip(tip)
+            groups[spec.group].addRow(label, editor)
+
+        body = QWidget()
+        grid = QGridLayout(body)
+        grid.addLayout(columns[0], 0, 0)
+        grid.addLayout(columns[1], 0, 1)
+        grid.setColumnStretch(0, 1)
+        grid.setColumnStretch(1, 1)
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setWidget(body)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+
+        self.message = QLabel("")
+        self.message.setWordWrap(True)
+        self.message.setObjectName("validation")
+        self.launch_button = QPushButton("Launch run")
+        self.launch_button.setObjectName("primary")
+        self.launch_button.setToolTip("Validate and start the run in a background engine (Ctrl+Return)")
+        self.launch_button.clicked.connect(self.launch)
+        QShortcut(QKeySequence("Ctrl+Return"), self, self.launch)
+        bottom = QHBoxLayout()
+        bottom.addWidget(self.message, 1)
+        bottom.addWidget(self.launch_button)
+
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 8, 12, 10)
+        layout.addLayout(top)
+        layout.addWidget(scroll, 1)
+        layout.addLayout(bottom)
+
+        self._validate_timer = QTimer(self)
+        self._validate_timer.setSingleShot(True)
+        self._validate_timer.setInterval(250)
+        self._validate_timer.timeout.connect(self.validate)
+        state.sig_edit_config.connect(self.edit_config)
+        self.set_values(self._defaults())
+        self.validate()
+
+    # ---- editors --------------------------------------------------------------------------------------
+    def _defaults(self) -> dict[str, Any]:
+        """The demo's config when it is installed (a working starting point), else the field defaults."""
+        values = {spec.key: spec.default for spec in self.specs}
+        if DEMO_CONFIG.is_file():
+            try:
+                values.update(config_values(load_run_config(DEMO_CONFIG)))
+                values["name"] = ""
+                self.source_label.setText("from the demo config")
+            except ConfigError:
+                pass
+        return values
+
+    def _editor(self, spec: FieldSpec) -> QWidget:
+        changed = self._changed
+        if spec.kind == "bool":
+            box = QCheckBox()
+            box.toggled.connect(changed)
+            return box
+        if spec.kind == "int":
+            spin = QSpinBox()
+            spin.setRange(0, 2_000_000_000)
+            spin.setGroupSeparatorShown(False)
+            spin.valueChanged.connect(changed)
+            return spin
+        if spec.kind == "choice":
+            combo = QComboBox()
+            combo.addItems(list(spec.choices))
+            combo.currentTextChanged.connect(changed)
+            return combo
+        edit = QLineEdit()
+        edit.textChanged.connect(changed)
+        if spec.kind == "list":
+            edit.setPlaceholderText("comma-separated")
+        if spec.kind != "path":
+            return edit
+        holder = QWidget()
+        row = QHBoxLayout(holder)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(edit, 1)
+        browse = QToolButton()
+        browse.setText("…")
+        browse.setToolTip("Browse")
+        browse.clicked.connect(lambda: self._browse(spec, edit))
+        row.addWidget(browse)
+        if spec.key == "rubric.path":
+            versions = QToolButton()
+            versions.setText("Workspace ▾")
+            versions.setToolTip("Use a rubric version stored in this workspace")
+            versions.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+            menu = QMenu(versions)
+            menu.aboutToShow.connect(lambda: self._fill_rubric_menu(menu, edit))
+            versions.setMenu(menu)
+            row.addWidget(versions)
+        holder.setProperty("line_edit", edit)
+        return holder
+
+    def _line_edit(self, editor: QWidget) -> QLineEdit:
+        inner = editor.property("line_edit")
+        return inner if isinstance(inner, QLineEdit) else editor  # type: ignore[return-value]
+
+    def _browse(self, spec: FieldSpec, edit: QLineEdit) -> None:
+        start = edit.text() or str(Path.home())
+        if spec.path_mode == "dir":
+            path = QFileDialog.getExistingDirectory(self, spec.label, start)
+        else:
+            path, _ = QFileDialog.getOpenFileName(self, spec.label, start, spec.file_filter)
+        if path:
+            edit.setText(path)
+
+    def _fill_rubric_menu(self, menu: QMenu, edit: QLineEdit) -> None:
+        menu.clear()
+        rows = self.state.db.rubric_versions() if self.state.db else []
+        if not rows:
+            menu.addAction("No rubrics stored in this workspace").setEnabled(False)
+        for v in rows:
+            action = menu.addAction(f"{v.rubric_name}  v{v.version}")
+            action.triggered.connect(lambda _=False, vid=v.id: self._use_rubric_version(vid, edit))
+
+    def _use_rubric_version(self, version_id: int, edit: QLineEdit) -> None:
+        if self.state.db is not None:
+            edit.setText(str(materialize_rubric_version(self.state.db, version_id)))
+
+    # ---- values ---------------------------------------------------------------------------------------
+    def values(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for spec in self.specs:
+            editor = self.editors[spec.key]
+            if isinstance(editor, QCheckBox):
+                out[spec.key] = editor.isChecked()
+            elif isinstance(editor, QSpinBox):
+                out[spec.key] = editor.value()
+            elif isinstance(editor, QComboBox):
+                out[spec.key] = editor.currentText()
+            else:
+                text = self._line_edit(editor).text().strip()
+                if spec.kind == "list":
+                    out[spec.key] = [part.strip() for part in text.split(",") if part.strip()]
+                elif spec.kind == "float":
+                    try:
+                        out[spec.key] = float(text)
+                    except ValueError:
+                        out[spec.key] = text  # the engine's validation names the key and the fix
+                else:
+                    out[spec.key] = text
+        return out
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        for spec in self.specs:
+            if spec.key not in values:
+                continue
+            value = values[spec.key]
+            editor = self.editors[spec.key]
+            editor.blockSignals(True)
+            if isinstance(editor, QCheckBox):
+                editor.setChecked(bool(value))
+            elif isinstance(editor, QSpinBox):
+                editor.setValue(int(value))
+            elif isinstance(editor, QComboBox):
+                editor.setCurrentText(str(value))
+            elif spec.kind == "list":
+                self._line_edit(editor).setText(", ".join(value))
+            elif spec.kind == "float":
+                self._line_edit(editor).setText(
+                    f"{value:g}" if isinstance(value, float | int) else str(value)
+                )
+            else:
+                self._line_edit(editor).setText(str(value))
+            editor.blockSignals(False)
+        self._changed()
+
+    def set_config(self, cfg: RunConfig, source: str = "") -> None:
+        self.set_values(config_values(cfg))
+        self.source_label.setText(source)
+        self.validate()
+
+    # ---- validation and launch -------------------------------------------------------------------------
+    def _changed(self, *_: object) -> None:
+        algorithm = self.editors["algorithm"]
+        if isinstance(algorithm, QComboBox):
+            self.ppo_box.setEnabled(algorithm.currentText() == "ppo")
+        self._validate_timer.start()
+
+    def validate(self) -> RunConfig | None:
+        try:
+            cfg = build_config(self.values())
+        except ConfigError as exc:
+            self.message.setText(f"<span style='color:#c53030'>✗ {exc}</span>")
+            self.launch_button.setEnabled(False)
+            return None
+        self.message.setText(
+            f"<span style='color:#1f8a4c'>✓ Ready: {cfg.algorithm.upper()} on "
+            f"{Path(cfg.resolved_model()).name}, {cfg.training.max_steps} steps.</span>"
+        )
+        self.launch_button.setEnabled(self.state.db is not None)
+        return cfg
+
+    def launch(self) -> None:
+        cfg = self.validate()
+        if cfg is None or self.state.db is None:
+            return
+        self.state.launch_config(cfg, cfg.name)
+        self.state.sig_show_view.emit("dashboard")
+
+    def load_demo(self) -> None:
+        path = demo_config_path(self.state.db) if self.state.db else None
+        if path is None or not path.is_file():
+            QMessageBox.information(
+                self, "RL Studio", "The bundled demo is not installed (assets/demo/run.toml)."
+            )
+            return
+        self.load_path(path)
+
+    def load_toml(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load run config", "", "Run config (*.toml);;All files (*)"
+        )
+        if path:
+            self.load_path(Path(path))
+
+    def load_path(self, path: Path) -> bool:
+        try:
+            cfg = load_run_config(path)
+        except ConfigError as exc:
+            QMessageBox.warning(self, "RL Studio", str(exc))
+            return False
+        self.set_config(cfg, f"from {path}")
+        return True
+
+    def save_toml(self) -> None:
+        values = self.values()
+        try:
+            cfg = config_from_dict(values_to_dict(values))
+        except ConfigError as exc:
+            QMessageBox.warning(self, "RL Studio", f"Fix the form first: {exc}")
+            return
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Save run config", f"{cfg.name or 'run'}.toml", "Run config (*.toml)"
+        )
+        if path:
+            self.save_path(cfg, Path(path))
+
+    @staticmethod
+    def save_path(cfg: RunConfig, path: Path) -> None:
+        text = cfg.to_toml(absolute_paths=True)
+        tomllib.loads(text)  # what we write must read back
+        path.write_text(text, encoding="utf-8")
+
+    def edit_config(self, cfg: RunConfig, name: str) -> None:
+        cfg.name = name
+        self.set_config(cfg, "from a previous run: change what you like, then launch")
+        self.state.sig_show_view.emit("launcher")
