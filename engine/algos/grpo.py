@@ -103,6 +103,9 @@ def rubric_reward(session: RunSession) -> Any:
 class RecordingGRPOTrainer(GRPOTrainer):
     session: RunSession
     reward_fn: Any
+    model: Any
+    processing_class: Any
+    num_generations: int
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)

@@ -228,7 +228,7 @@ def _build(section: str, cls: type, data: Any) -> Any:
             hint = ", ".join(sorted(known))
             raise ConfigError(f"Unknown key [{section}] {key}. Known keys in [{section}]: {hint}.")
         f = known[key]
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+        default = f.default if f.default_factory is dataclasses.MISSING else f.default_factory()
         kwargs[key] = _coerce(section, key, value, default)
     return cls(**kwargs)
 
@@ -238,7 +238,7 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path = "") -> RunConf
     parts: dict[str, Any] = {}
     for section, cls in SECTIONS.items():
         parts[section] = _build(section, cls, data.pop(section, {}))
-    top = {"algorithm": "grpo", "name": ""}
+    top: dict[str, Any] = {"algorithm": "grpo", "name": ""}
     for key in list(data):
         if key not in top:
             known = ", ".join(["algorithm", "name", *(f"[{s}]" for s in SECTIONS)])
