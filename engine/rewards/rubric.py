@@ -33,6 +33,7 @@ from engine.rewards.usercode import PythonCriterion, UserCode
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TOP_LEVEL = ("name", "description", "total", "criteria")
 COMMON = {"name", "kind", "weight", "description"}
+RESERVED_NAMES = ("total", "reward")
 
 
 class Services:
@@ -70,6 +71,10 @@ def build_criterion(table: dict[str, Any], index: int, services: Services) -> Cr
             "the name must be a word of letters, digits and _ (it becomes rewards/<name>/mean and can be used "
             "in the total expression)",
             name,
+        )
+    if name in RESERVED_NAMES:
+        raise RubricError(
+            f"'{name}' is reserved (it names the rubric's total reward); choose another name", name
         )
     kind = table.get("kind")
     if not isinstance(kind, str):

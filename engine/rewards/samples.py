@@ -1,0 +1,70 @@
+"""Reading sample and dataset JSONL files for `rubric test` and `rubric redteam`, with errors that say
+which file and line is wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from engine.rewards.api import RewardBatch
+
+RESERVED = ("prompt", "completion", "completion_ids")
+
+
+class SampleError(ValueError):
+    """A sample or dataset file is unreadable or malformed; the message names the file and line."""
+
+
+def read_jsonl(path: str | Path, required: tuple[str, ...] = ("prompt",)) -> list[dict[str, Any]]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SampleError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SampleError(f"{path}: cannot read it ({exc})") from None
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise SampleError(f"{path}:{lineno}: not valid JSON ({exc})") from None
+        if not isinstance(row, dict):
+            raise SampleError(f"{path}:{lineno}: each line must be a JSON object, not {type(row).__name__}")
+        for key in required:
+            if key not in row:
+                raise SampleError(f"{path}:{lineno}: missing '{key}'")
+        for key in ("prompt", "completion"):
+            if key in row and not _is_text(row[key]):
+                raise SampleError(f"{path}:{lineno}: '{key}' must be a string or a list of messages")
+        ids = row.get("completion_ids")
+        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, int) for i in ids)):
+            raise SampleError(f"{path}:{lineno}: 'completion_ids' must be a list of integers")
+        rows.append(row)
+    if not rows:
+        raise SampleError(f"{path}: the file has no rows")
+    return rows
+
+
+def _is_text(value: Any) -> bool:
+    if isinstance(value, str):
+        return True
+    return isinstance(value, list) and all(isinstance(m, dict) and "content" in m for m in value)
+
+
+def batch_from_rows(rows: list[dict[str, Any]], completions: list[Any] | None = None) -> RewardBatch:
+    """A batch from dataset rows: the rows' own completions, or `completions` given for them."""
+    names: list[str] = []
+    for row in rows:
+        names.extend(k for k in row if k not in RESERVED and k not in names)
+    columns = {name: [row.get(name) for row in rows] for name in names}
+    ids = [row.get("completion_ids") for row in rows]
+    return RewardBatch(
+        prompts=[row["prompt"] for row in rows],
+        completions=[row["completion"] for row in rows] if completions is None else completions,
+        columns=columns,
+        completion_ids=ids if completions is None and all(i is not None for i in ids) else None,  # type: ignore[arg-type]
+    )
