@@ -108,9 +108,9 @@ def stuff_answers(rubric: Rubric, rows: list[dict[str, Any]]) -> str:
     for column in columns:
         raw = [row.get(column) for row in rows]
         scalars = [v for v in raw if isinstance(v, (str, int, float)) and not isinstance(v, bool)]
-        numbers = [_as_number(v) for v in scalars]
-        if scalars and all(n is not None for n in numbers):
-            lo, hi = math.floor(min(numbers)), math.ceil(max(numbers))  # type: ignore[type-var]
+        numbers = [n for v in scalars if (n := _as_number(v)) is not None]
+        if scalars and len(numbers) == len(scalars):
+            lo, hi = math.floor(min(numbers)), math.ceil(max(numbers))
             if hi - lo <= MAX_STUFFED_INTEGERS:
                 values += [str(k) for k in range(lo, hi + 1)]
         values += [str(v) for v in scalars]
