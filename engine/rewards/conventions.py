@@ -339,17 +339,17 @@ def _sample_arguments(
 
 
 def _select(info: dict[str, Any], available: dict[str, Any]) -> dict[str, Any]:
-    if info["var_kw"]:
-        return available
     missing = [p for p in info["required"] if p not in available]
     if missing:
         have = ", ".join(
-            sorted(k for k in available if k not in ("log_extra", "log_metric", "trainer_state"))
+            sorted(k for k in available if k not in ("log_extra", "log_metric", "trainer_state", "parser"))
         )
         raise ConventionError(
             f"the function asks for {', '.join(repr(m) for m in missing)}, which the batch does not have "
             f"(available: {have}); add the column to the dataset or give the parameter a default"
         )
+    if info["var_kw"]:
+        return available
     return {p: available[p] for p in info["params"] if p in available}
 
 
@@ -362,6 +362,7 @@ def _run(result: Any) -> Any:
     if not inspect.isawaitable(result):
         return result
     import asyncio
+
     if _loop is None or _loop.is_closed():
         _loop = asyncio.new_event_loop()
 
