@@ -33,8 +33,8 @@ REGEX_FLAGS = {
 }
 
 
-def template(params: Params, key: str, default: Any = None) -> Template | None:
-    text = params.text(key, default)
+def template(params: Params, key: str, default: Any = None, required: bool = False) -> Template | None:
+    text = params.text(key) if required else params.text(key, default)
     if text is None:
         return None
     try:
@@ -184,7 +184,7 @@ class RegexMatch(Criterion):
         super().__init__(name, weight)
         flags = parse_flags(params)
         self.mode = params.choice("mode", ("search", "fullmatch", "match"), "search")
-        self.pattern_template = template(params, "pattern")
+        self.pattern_template = template(params, "pattern", required=True)
         assert self.pattern_template is not None
         self.flags = flags
         self.compiled: re.Pattern[str] | None = None
