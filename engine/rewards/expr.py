@@ -51,14 +51,16 @@ class Expression:
             raise ExprError("the expression is empty")
         self._root = self._parse(0)
         if self._pos < len(self._tokens):
-            raise self._error(f"unexpected '{self._tokens[self._pos][1]}'")
+            raise self._error(f"unexpected '{self._tokens[self._pos][2]}'")
 
     def __call__(self, values: Mapping[str, float]) -> float:
         try:
             result = float(self._root(values))
         except ZeroDivisionError:
             raise ExprError(f"'{self.text}': division by zero") from None
-        except (ValueError, OverflowError) as exc:
+        except OverflowError:
+            raise ExprError(f"'{self.text}': the result is too large") from None
+        except ValueError as exc:
             raise ExprError(f"'{self.text}': {exc}") from None
         if not math.isfinite(result):
             raise ExprError(f"'{self.text}' is not finite ({result})")

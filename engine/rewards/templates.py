@@ -111,7 +111,10 @@ class Template:
         if head == "sample":
             if path[1] == "output_text":
                 return ctx.texts[i]
-            return _dig(ctx.output_json[i], path[2:], "sample.output_json")
+            try:
+                return _dig(ctx.output_json[i], path[2:], "sample.output_json")
+            except TemplateError:
+                return ""  # the completion is not that JSON: the model's failure, so it scores, as text ""
         if head == "prompt":
             return ctx.prompt_texts[i]
         if head == "completion":
