@@ -54,12 +54,12 @@ def read_tail(path: Path | str, max_bytes: int = 16_000) -> str:
 class EngineProcess(QObject):
     """One engine child process and what it has said so far."""
 
-    sig_event = Signal(object)
-    """An Event parsed from the engine's stdout."""
+    sig_event = Signal(object, object)
+    """(this EngineProcess, an Event parsed from the engine's stdout)"""
     sig_exited = Signal(object)
     """This process ended (the EngineProcess itself); see exit_code, crashed, error."""
-    sig_stdout_text = Signal(str)
-    """A stdout line that is not an event (shown in the log pane; the engine should not print these)."""
+    sig_stdout_text = Signal(object, str)
+    """(this EngineProcess, a stdout line that is not an event: shown in the log pane)"""
 
     def __init__(
         self,
@@ -149,7 +149,7 @@ class EngineProcess(QObject):
         try:
             event = parse_event(line)
         except ProtocolError:
-            self.sig_stdout_text.emit(line)
+            self.sig_stdout_text.emit(self, line)
             return
         if event.type == "hello":
             self.pid = event.get("pid") or self.pid
@@ -169,7 +169,7 @@ class EngineProcess(QObject):
         elif event.type == "finished":
             self.finished_event = event
             self.status = str(event.get("status", "finished"))
-        self.sig_event.emit(event)
+        self.sig_event.emit(self, event)
 
     def _link_run_log(self, run_id: int) -> None:
         """Give the launch log its run's name (a hard link: the engine keeps writing to the same file)."""
@@ -235,9 +235,9 @@ class EngineClient(QObject):
         proc = EngineProcess(
             [*self.command, *args], workspace, log_path, kind, run_id=run_id, name=name, parent=self
         )
-        proc.sig_event.connect(lambda event, p=proc: self.sig_event.emit(p, event))
-        proc.sig_exited.connect(self.sig_exited.emit)
-        proc.sig_stdout_text.connect(lambda text, p=proc: self.sig_stdout_text.emit(p, text))
+        proc.sig_event.connect(self.sig_event)
+        proc.sig_exited.connect(self.sig_exited)
+        proc.sig_stdout_text.connect(self.sig_stdout_text)
         self.processes.append(proc)
         proc.start()
         self.sig_started.emit(proc)

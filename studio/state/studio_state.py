@@ -121,7 +121,11 @@ class StudioState(QObject):
             self.sig_current_run_changed.emit(run_id)
 
     def load_metrics(self, run_id: int, background: bool = True) -> RunMetrics:
-        return self.metrics.ensure(run_id, self.watcher.cursor, background=background)
+        """A run's series, loaded now if needed. Rows newer than the load arrive through the watcher."""
+        return self.metrics.ensure(run_id, self._watermark(), background=background)
+
+    def _watermark(self) -> int:
+        return max(self.watcher.cursor, self.db.max_metric_id() if self.db else 0)
 
     # ---- engines ---------------------------------------------------------------------------------------
     def launch(self, config_path: str | Path, name: str = "") -> EngineProcess:
@@ -257,7 +261,15 @@ class StudioState(QObject):
 
     def _on_run_restarted(self, run_id: int) -> None:
         if run_id in self.metrics.runs:
-            self.metrics.reload(run_id, self.watcher.cursor)
+            self.metrics.reload(run_id, self._watermark())
+
+    def close(self) -> None:
+        """Stop following the workspace and close it (engines keep running; see training_here)."""
+        self.watcher.set_workspace(None)
+        self.metrics.set_workspace(None)
+        if self.db is not None:
+            self.db.close()
+            self.db = None
 
     # ---- leaving -----------------------------------------------------------------------------------------
     def training_here(self) -> list[EngineProcess]:
