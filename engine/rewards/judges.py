@@ -90,7 +90,7 @@ class JudgeCache:
             self.conn = None
 
 
-def parse_score(text: str, lo: float, hi: float) -> float | None:
+def parse_score(text: str) -> float | None:
     """Find the score in a judge's free-text answer: a JSON {"score": N}, a "Score: N" line (the last one
     wins), "N/10" or "N out of 10", or an answer that is just a number."""
     for match in reversed(list(re.finditer(r"\{[^{}]*\}", text))):
@@ -125,6 +125,7 @@ class Judge:
         score_range: tuple[float, float],
         sampling: dict[str, Any],
         labels: tuple[list[str], list[str]] | None = None,
+        score_pattern: re.Pattern[str] | None = None,
         cache: JudgeCache | None = None,
         concurrency: int = 4,
         extra: dict[str, Any] | None = None,
@@ -134,6 +135,7 @@ class Judge:
         self.lo, self.hi = score_range
         self.sampling = sampling
         self.labels = labels
+        self.score_pattern = score_pattern
         self.cache = cache
         self.extra = {"min_score": _fmt(self.lo), "max_score": _fmt(self.hi), **(extra or {})}
         self.identity = json.dumps(
@@ -210,14 +212,21 @@ class Judge:
         shown = shown if len(shown) <= 120 else shown[:117] + "..."
         if self.labels is not None:
             labels, passing = self.labels
+            # Whole words only ("correct" is not found in "incorrect"); the last label named wins.
             found = [
-                (m.start(), label) for label in labels for m in re.finditer(re.escape(label), answer, re.I)
+                (m.end(), len(label), label)
+                for label in labels
+                for m in re.finditer(rf"(?<!\w){re.escape(label)}(?!\w)", answer, re.IGNORECASE)
             ]
             if not found:
                 return None, f"no label ({', '.join(labels)}) found in the judge's answer: '{shown}'"
-            label = max(found)[1]
+            label = max(found)[2]
             return (1.0 if label in passing else 0.0), None
-        score = parse_score(answer, self.lo, self.hi)
+        if self.score_pattern is not None:
+            matches: list[str] = self.score_pattern.findall(answer)
+            score = _to_float(matches[-1]) if matches else None
+        else:
+            score = parse_score(answer)
         if score is None or not math.isfinite(score):
             return None, f"could not find a score in the judge's answer: '{shown}'"
         if not self.lo <= score <= self.hi:
@@ -230,6 +239,13 @@ class Judge:
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
         self.backend.close()
+
+
+def _to_float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
 
 
 def _fmt(x: float) -> str:
@@ -308,6 +324,15 @@ class JudgeCriterion(Criterion):
             "max_tokens": params.integer("max_tokens", 256, minimum=1),
         }
         self.normalize = params.flag("normalize", False)
+        score_regex = params.text("score_regex", None)
+        score_pattern = None
+        if score_regex is not None:
+            try:
+                score_pattern = re.compile(score_regex)
+            except re.error as exc:
+                raise params.error(f"'score_regex' is not a valid regular expression: {exc}") from None
+            if score_pattern.groups != 1:
+                raise params.error("'score_regex' needs exactly one (group) around the number")
         use_cache = params.flag("cache", True)
         self.judge = Judge(
             backend,
@@ -316,6 +341,7 @@ class JudgeCriterion(Criterion):
             sampling,
             cache=services.judge_cache if use_cache else None,
             concurrency=params.integer("concurrency", 4, minimum=1),
+            score_pattern=score_pattern,
         )
 
     def submit(self, ctx: ScoringContext) -> Callable[[], CriterionResult]:
