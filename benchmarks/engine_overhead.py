@@ -46,14 +46,16 @@ def bare(config_path: str) -> None:
 
     from datasets import Dataset
     from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
+    from trl import GRPOTrainer
 
     from engine.algos.grpo import RecordingGRPOTrainer, grpo_args, lora_config  # noqa: F401 - same args builder
     from engine.data import read_jsonl
     from engine.modeling import plan_device
-    from trl import GRPOTrainer
 
     cfg = load_run_config(config_path)
-    spec = importlib.util.spec_from_file_location("demo_rewards", Path(cfg.resolve(cfg.rubric.path)).parent / "rewards.py")
+    spec = importlib.util.spec_from_file_location(
+        "demo_rewards", Path(cfg.resolve(cfg.rubric.path)).parent / "rewards.py"
+    )
     assert spec and spec.loader
     rewards = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(rewards)
@@ -87,16 +89,28 @@ def bare(config_path: str) -> None:
         def on_step_end(self, *a, **k):  # type: ignore[no-untyped-def]
             marks["last"] = time.perf_counter()
 
-    trainer = GRPOTrainer(model=model, reward_funcs=[rewards.correct, fmt], args=args, train_dataset=Dataset.from_list(rows),
-                          processing_class=tok, peft_config=lora_config(session), callbacks=[Clock()])  # type: ignore[arg-type]
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=[rewards.correct, fmt],
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tok,
+        peft_config=lora_config(session),
+        callbacks=[Clock()],
+    )  # type: ignore[arg-type]
     trainer.train()
     print(json.dumps({"seconds": marks["last"] - marks["first"]}))
 
 
 def engine(config_path: Path, tmp: Path) -> float:
     db = tmp / "ws.sqlite"
-    proc = subprocess.run([sys.executable, "-m", "engine.cli", "run", str(config_path), "--db", str(db)],
-                          capture_output=True, text=True, cwd=REPO, check=True)
+    proc = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "run", str(config_path), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        check=True,
+    )
     events = [json.loads(line) for line in proc.stdout.splitlines()]
     first = next(e["time"] for e in events if e["type"] == "status" and e["status"] == "running")
     last = [e["time"] for e in events if e["type"] == "progress" and e.get("phase") == "train"][-1]
@@ -114,11 +128,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         cfg = bench_config(tmp, args.steps)
-        out = subprocess.run([sys.executable, __file__, "--bare-child", str(cfg)], capture_output=True, text=True,
-                             cwd=REPO, check=True).stdout
+        out = subprocess.run(
+            [sys.executable, __file__, "--bare-child", str(cfg)],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            check=True,
+        ).stdout
         bare_s = json.loads(out.strip().splitlines()[-1])["seconds"]
         engine_s = engine(cfg, tmp)
-    print(f"{args.steps} steps: bare trl.GRPOTrainer {bare_s:.2f}s, engine with full recording {engine_s:.2f}s")
+    print(
+        f"{args.steps} steps: bare trl.GRPOTrainer {bare_s:.2f}s, engine with full recording {engine_s:.2f}s"
+    )
     print(f"engine / bare = {engine_s / bare_s:.3f} (goal <= 1.05)")
 
 

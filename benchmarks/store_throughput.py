@@ -20,9 +20,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from engine.store import GroupRecord, RolloutRecord, Workspace  # noqa: E402
+from engine.store import GroupRecord, RolloutRecord, Workspace
 
-WORDS = "the answer is think step carry sum digit so we get result therefore final".split()
+WORDS = [
+    "the",
+    "answer",
+    "is",
+    "think",
+    "step",
+    "carry",
+    "sum",
+    "digit",
+    "so",
+    "we",
+    "get",
+    "result",
+    "therefore",
+    "final",
+]
 
 
 def make_step(rng: random.Random, prompts: int, generations: int) -> list[GroupRecord]:
@@ -43,7 +58,9 @@ def make_step(rng: random.Random, prompts: int, generations: int) -> list[GroupR
                     errors={"correct": "TimeoutError: took more than 10s"} if rng.random() < 0.01 else {},
                 )
             )
-        groups.append(GroupRecord(prompt=f"{p}+{p}=", prompt_index=p, columns={"answer": str(2 * p)}, rollouts=rollouts))
+        groups.append(
+            GroupRecord(prompt=f"{p}+{p}=", prompt_index=p, columns={"answer": str(2 * p)}, rollouts=rollouts)
+        )
     return groups
 
 
@@ -74,7 +91,9 @@ def main() -> None:
         write_s = time.perf_counter() - t0
         total = steps * args.per_step
         rate = total / write_s
-        print(f"wrote {total:,} rollouts in {write_s:.1f}s: {rate:,.0f} rollouts/s (goal >= 50,000; ratio {rate / 50_000:.2f})")
+        print(
+            f"wrote {total:,} rollouts in {write_s:.1f}s: {rate:,.0f} rollouts/s (goal >= 50,000; ratio {rate / 50_000:.2f})"
+        )
 
         base = "SELECT r.id, r.step, r.reward, r.advantage, r.completion_tokens, r.truncated, g.prompt FROM rollouts r JOIN groups g ON g.id = r.group_id WHERE r.run_id = ?"
         order = " ORDER BY r.step, r.id LIMIT 500"  # the inspector's order: served by an index, no sort
@@ -83,7 +102,10 @@ def main() -> None:
             "step range": (base + " AND r.step BETWEEN ? AND ?" + order, (run_id, steps // 2, steps)),
             "reward >= 1": (base + " AND r.reward >= ?" + order, (run_id, 1.0)),
             "errors only": (base + " AND r.error_count > 0" + order, (run_id,)),
-            "truncated only, second half": (base + " AND r.truncated = 1 AND r.step > ?" + order, (run_id, steps // 2)),
+            "truncated only, second half": (
+                base + " AND r.truncated = 1 AND r.step > ?" + order,
+                (run_id, steps // 2),
+            ),
             "full text 'therefore final'": (
                 fts + " AND rollouts_fts MATCH ? ORDER BY f.rowid LIMIT 500",
                 (run_id, "therefore final"),

@@ -82,6 +82,20 @@ class Telemetry(TrainerCallback):
         values = {k: v for k, v in logs.items() if isinstance(v, int | float) and not isinstance(v, bool)}
         values = {k: v for k, v in values.items() if k != "epoch" or math.isfinite(v)}
         self.session.record_metrics(state.global_step, values)
+        every = max(1, state.max_steps // 20)
+        if state.global_step % every == 0 or state.global_step == state.max_steps:
+            criteria = [
+                k
+                for k in values
+                if k.startswith("rewards/") and k.endswith("/mean") and k != "rewards/total/mean"
+            ]
+            shown = ["reward", *criteria, "kl", "loss", "entropy", "completions/mean_length"]
+            parts = [
+                f"{k.removeprefix('rewards/').removesuffix('/mean')}={values[k]:.3g}"
+                for k in shown
+                if k in values
+            ]
+            self.session.log(f"step {state.global_step}/{state.max_steps} " + " ".join(parts))
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if state.is_world_process_zero:

@@ -14,6 +14,7 @@ from typing import Any
 from accelerate.utils import gather_object
 from datasets import Dataset
 from peft import LoraConfig
+from transformers import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from engine.modeling import DevicePlan
@@ -167,6 +168,7 @@ def train(session: RunSession, model: Any, tokenizer: Any, plan: DevicePlan, res
     telemetry = Telemetry(session, trainer, tokenizer)
     telemetry.last_saved_step = session.resumed_from_step if resume_from else -1
     trainer.add_callback(telemetry)
+    trainer.remove_callback(PrinterCallback)  # the session logs a compact line instead of a dict per step
 
     if resume_from is None:
         session.evaluate(trainer.model, tokenizer, step=0)  # the baseline every curve is read against

@@ -61,11 +61,15 @@ class EngineProcess:
                 if self.proc.poll() is not None and self._queue.empty():
                     time.sleep(0.3)
                     if self._queue.empty():
-                        raise AssertionError(f"engine exited ({self.proc.returncode}) first:\n{self.stderr[-3000:]}")
+                        raise AssertionError(
+                            f"engine exited ({self.proc.returncode}) first:\n{self.stderr[-3000:]}"
+                        ) from None
                 continue
             if predicate(event):
                 return event
-        raise AssertionError(f"timed out waiting for an event; last events: {[e.type for e in self.events[-10:]]}")
+        raise AssertionError(
+            f"timed out waiting for an event; last events: {[e.type for e in self.events[-10:]]}"
+        )
 
     def finish(self, timeout: float = 240.0) -> int:
         code = self.proc.wait(timeout=timeout)

@@ -17,8 +17,13 @@ pytestmark = requires_demo
 
 
 def run_engine(cfg: Path, db: Path) -> tuple[int, list, str]:
-    proc = subprocess.run(engine_cmd("run", str(cfg), "--db", str(db)), capture_output=True, text=True,
-                          env=engine_env(), timeout=300)
+    proc = subprocess.run(
+        engine_cmd("run", str(cfg), "--db", str(db)),
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        timeout=300,
+    )
     events = [parse_event(line) for line in proc.stdout.splitlines()]
     return proc.returncode, events, proc.stderr
 

@@ -25,10 +25,15 @@ def assert_each_step_recorded_once(db: Path, run_id: int, steps: int, per_step: 
     assert query(db, "SELECT step, COUNT(*) FROM rollouts WHERE run_id = ? GROUP BY step", run_id) == [
         (s, per_step) for s in range(1, steps + 1)
     ]
-    dupes = query(db, "SELECT step, key, COUNT(*) FROM metrics WHERE run_id = ? GROUP BY step, key HAVING COUNT(*) > 1",
-                  run_id)
+    dupes = query(
+        db,
+        "SELECT step, key, COUNT(*) FROM metrics WHERE run_id = ? GROUP BY step, key HAVING COUNT(*) > 1",
+        run_id,
+    )
     assert dupes == []
-    assert query(db, "SELECT COUNT(DISTINCT step) FROM metrics WHERE run_id = ? AND key = 'loss'", run_id) == [(steps,)]
+    assert query(
+        db, "SELECT COUNT(DISTINCT step) FROM metrics WHERE run_id = ? AND key = 'loss'", run_id
+    ) == [(steps,)]
 
 
 def test_run_pause_resume_checkpoint_stop(tmp_path: Path) -> None:
@@ -60,18 +65,37 @@ def test_run_pause_resume_checkpoint_stop(tmp_path: Path) -> None:
     assert engine.finish() == 0
 
     step = done.get("step")
-    assert query(db, "SELECT status, step, name FROM runs WHERE id = ?", run_id) == [("stopped", step, "steered")]
+    assert query(db, "SELECT status, step, name FROM runs WHERE id = ?", run_id) == [
+        ("stopped", step, "steered")
+    ]
     ckpts = query(db, "SELECT step FROM checkpoints WHERE run_id = ? AND complete = 1 ORDER BY step", run_id)
     assert ckpts[-1] == (step,)
-    assert (Path(query(db, "SELECT path FROM checkpoints WHERE step = ?", step)[0][0]) / "rl_studio_complete.json").is_file()
+    assert (
+        Path(query(db, "SELECT path FROM checkpoints WHERE step = ?", step)[0][0]) / "rl_studio_complete.json"
+    ).is_file()
     assert_each_step_recorded_once(db, run_id, step, per_step=8)
     # per-criterion scores for every rollout, and the logged total is what was optimised
-    assert query(db, "SELECT COUNT(*) FROM scores s JOIN rollouts r ON r.id = s.rollout_id")[0][0] == 8 * step * 3
+    assert (
+        query(db, "SELECT COUNT(*) FROM scores s JOIN rollouts r ON r.id = s.rollout_id")[0][0]
+        == 8 * step * 3
+    )
     keys = {k for (k,) in query(db, "SELECT DISTINCT key FROM metrics WHERE run_id = ?", run_id)}
-    assert {"reward", "loss", "rewards/correct/mean", "rewards/correct/error_rate", "eval/correct/mean",
-            "eval/reward/mean", "frac_reward_zero_std", "completions/mean_length", "entropy"} <= keys
-    reward_gap = query(db, """SELECT MAX(ABS(r.reward - (SELECT SUM(CASE s.criterion WHEN 'correct' THEN 1.0
-        WHEN 'format' THEN 0.2 ELSE 0 END * s.value) FROM scores s WHERE s.rollout_id = r.id))) FROM rollouts r""")
+    assert {
+        "reward",
+        "loss",
+        "rewards/correct/mean",
+        "rewards/correct/error_rate",
+        "eval/correct/mean",
+        "eval/reward/mean",
+        "frac_reward_zero_std",
+        "completions/mean_length",
+        "entropy",
+    } <= keys
+    reward_gap = query(
+        db,
+        """SELECT MAX(ABS(r.reward - (SELECT SUM(CASE s.criterion WHEN 'correct' THEN 1.0
+        WHEN 'format' THEN 0.2 ELSE 0 END * s.value) FROM scores s WHERE s.rollout_id = r.id))) FROM rollouts r""",
+    )
     assert reward_gap[0][0] < 1e-9
     # the event stream tells the same story as the file
     types = [e.type for e in engine.events]
@@ -97,17 +121,33 @@ def test_kill_then_resume_records_every_step_once(tmp_path: Path) -> None:
     assert resumed.finish() == 0
     assert query(db, "SELECT status, step FROM runs WHERE id = ?", run_id) == [("finished", 6)]
     assert_each_step_recorded_once(db, run_id, 6, per_step=8)
-    evals = query(db, "SELECT DISTINCT step FROM metrics WHERE run_id = ? AND key = 'eval/reward/mean' ORDER BY step",
-                  run_id)
+    evals = query(
+        db,
+        "SELECT DISTINCT step FROM metrics WHERE run_id = ? AND key = 'eval/reward/mean' ORDER BY step",
+        run_id,
+    )
     assert evals == [(0,), (6,)]
-    listing = subprocess.run(engine_cmd("runs", "--db", str(db), "--json"), capture_output=True, text=True,
-                             env=engine_env(), check=True)
+    listing = subprocess.run(
+        engine_cmd("runs", "--db", str(db), "--json"),
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        check=True,
+    )
     assert json.loads(listing.stdout) == [
-        {"id": run_id, "name": query(db, "SELECT name FROM runs")[0][0], "status": "finished", "algorithm": "grpo",
-         "step": 6, "max_steps": 6, "error": None}
+        {
+            "id": run_id,
+            "name": query(db, "SELECT name FROM runs")[0][0],
+            "status": "finished",
+            "algorithm": "grpo",
+            "step": 6,
+            "max_steps": 6,
+            "error": None,
+        }
     ]
-    again = subprocess.run(engine_cmd("resume", str(run_id), "--db", str(db)), capture_output=True, text=True,
-                           env=engine_env())
+    again = subprocess.run(
+        engine_cmd("resume", str(run_id), "--db", str(db)), capture_output=True, text=True, env=engine_env()
+    )
     assert again.returncode == 2 and "already finished" in again.stderr
 
 
@@ -127,17 +167,43 @@ def test_sigterm_is_a_graceful_stop_with_checkpoint(tmp_path: Path) -> None:
 def test_export_metrics_and_rollouts(tmp_path: Path) -> None:
     db = tmp_path / "ws.sqlite"
     cfg = write_config(tmp_path, max_steps=2, checkpoint_every=0)
-    run = subprocess.run(engine_cmd("run", str(cfg), "--db", str(db)), capture_output=True, text=True,
-                         env=engine_env(), timeout=300)
+    run = subprocess.run(
+        engine_cmd("run", str(cfg), "--db", str(db)),
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        timeout=300,
+    )
     assert run.returncode == 0, run.stderr[-3000:]
-    out = subprocess.run(engine_cmd("export", "1", "--db", str(db), "--what", "rollouts"), capture_output=True,
-                         text=True, env=engine_env(), check=True).stdout
+    out = subprocess.run(
+        engine_cmd("export", "1", "--db", str(db), "--what", "rollouts"),
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        check=True,
+    ).stdout
     rows = [json.loads(line) for line in out.splitlines()]
     assert len(rows) == 16
-    assert set(rows[0]) == {"id", "step", "group", "prompt", "completion", "reward", "advantage", "scores", "errors",
-                            "completion_tokens", "truncated"}
+    assert set(rows[0]) == {
+        "id",
+        "step",
+        "group",
+        "prompt",
+        "completion",
+        "reward",
+        "advantage",
+        "scores",
+        "errors",
+        "completion_tokens",
+        "truncated",
+    }
     assert set(rows[0]["scores"]) == {"correct", "format", "length"}
-    csv_out = subprocess.run(engine_cmd("export", "1", "--db", str(db), "--what", "metrics", "--format", "csv"),
-                             capture_output=True, text=True, env=engine_env(), check=True).stdout
+    csv_out = subprocess.run(
+        engine_cmd("export", "1", "--db", str(db), "--what", "metrics", "--format", "csv"),
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        check=True,
+    ).stdout
     assert csv_out.splitlines()[0] == "step,key,value"
     assert any(line.startswith("1,reward,") for line in csv_out.splitlines())

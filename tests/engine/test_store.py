@@ -49,7 +49,9 @@ def test_runs_metrics_rollouts_and_export(workspace_path: Path) -> None:
     run_id = ws.create_run("r", "grpo", {"a": 1}, max_steps=10)
     ws.set_status(run_id, "running")
     ws.write_metrics(run_id, 1, {"reward": 0.5, "kl": float("nan"), "note": "skipped"})
-    last = ws.write_rollouts(run_id, 1, [group("2+2=", [1.0, 0.0]), group("3+3=", [None, 1.0], {"correct": "boom"})])
+    last = ws.write_rollouts(
+        run_id, 1, [group("2+2=", [1.0, 0.0]), group("3+3=", [None, 1.0], {"correct": "boom"})]
+    )
     assert last == ws.max_rollout_id(run_id) == 4
     metrics = ws.metrics(run_id)
     assert {(m["key"], m["value"]) for m in metrics} == {("reward", 0.5), ("kl", None)}
@@ -77,7 +79,10 @@ def test_truncate_after_forgets_later_steps(workspace_path: Path) -> None:
     assert sorted({m["step"] for m in ws.metrics(run_id)}) == [1, 2]
     assert [c["step"] for c in ws.checkpoints(run_id)] == [2]
     assert ws.conn.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 8
-    assert ws.conn.execute("SELECT COUNT(*) FROM rollouts_fts WHERE rollouts_fts MATCH 'answer'").fetchone()[0] == 4
+    assert (
+        ws.conn.execute("SELECT COUNT(*) FROM rollouts_fts WHERE rollouts_fts MATCH 'answer'").fetchone()[0]
+        == 4
+    )
     assert ws.run(run_id)["step"] == 2
     again = ws.write_rollouts(run_id, 3, [group("p3", [1.0, 0.0])])
     assert again == 8  # ids are never reused: a reader following id > N sees the new rows
