@@ -148,9 +148,9 @@ def test_cache_in_the_workspace_outlives_the_rubric(tmp_path, server):
         .fetchall()
     )
     assert [r[0] for r in rows] == [2.0, 9.0, 10.0]
-    # Another judge (here, another score range) is another cache key: it asks again.
+    # Another judge (here, other sampling settings) is another cache key: it asks again.
     with load_rubric(
-        judge_rubric(tmp_path, server, "range = [0, 100]", "r2.toml"), cache_db=workspace
+        judge_rubric(tmp_path, server, "max_tokens = 100", "r2.toml"), cache_db=workspace
     ) as rubric:
         rubric.score(batch())
     assert len(server.requests) == 6
