@@ -123,6 +123,11 @@ class RunSession:
                         truncated=batch.truncated[i],
                         scores=scores,
                         errors=errors,
+                        explanations={
+                            name: text
+                            for name, texts in batch.scored.explanations.items()
+                            if (text := texts[i]) is not None
+                        },
                     )
                 )
             groups.append(

@@ -47,6 +47,7 @@ class RolloutRecord:
     truncated: bool
     scores: dict[str, float | None] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    explanations: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -220,7 +221,9 @@ class Workspace:
                     )
                     fts_rows.append((rollout_id, r.completion))
                     for name, value in r.scores.items():
-                        score_rows.append((rollout_id, name, _finite(value), r.errors.get(name)))
+                        score_rows.append(
+                            (rollout_id, name, _finite(value), r.errors.get(name), r.explanations.get(name))
+                        )
                     last_id = rollout_id
                     rollout_id += 1
                 group_id += 1
@@ -235,7 +238,8 @@ class Workspace:
                 rollout_rows,
             )
             c.executemany(
-                "INSERT INTO scores(rollout_id, criterion, value, error) VALUES (?, ?, ?, ?)", score_rows
+                "INSERT INTO scores(rollout_id, criterion, value, error, explanation) VALUES (?, ?, ?, ?, ?)",
+                score_rows,
             )
             c.executemany("INSERT INTO rollouts_fts(rowid, completion) VALUES (?, ?)", fts_rows)
         return last_id

@@ -96,6 +96,7 @@ MIGRATIONS: list[str] = [
         criterion TEXT NOT NULL,
         value REAL,
         error TEXT,
+        explanation TEXT,  -- a judge's reason for its score
         PRIMARY KEY (rollout_id, criterion)
     ) WITHOUT ROWID;
 

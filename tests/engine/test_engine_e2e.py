@@ -207,3 +207,29 @@ def test_export_metrics_and_rollouts(tmp_path: Path) -> None:
     ).stdout
     assert csv_out.splitlines()[0] == "step,key,value"
     assert any(line.startswith("1,reward,") for line in csv_out.splitlines())
+
+
+def test_demo_command_prints_scores_before_and_after(tmp_path: Path) -> None:
+    printed = subprocess.run(
+        engine_cmd("demo", "--print-config"), capture_output=True, text=True, env=engine_env(), check=True
+    ).stdout
+    assert (
+        'algorithm = "grpo"' in printed
+        and str(Path(__file__).resolve().parents[2] / "assets" / "demo") in printed
+    )
+    db = tmp_path / "demo.sqlite"
+    proc = subprocess.run(
+        engine_cmd("demo", "--db", str(db), "--steps", "2", "--json"),
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads(proc.stdout)
+    assert summary["status"] == "finished" and summary["seconds"] > 0
+    for key in ("eval_before", "eval_after"):
+        assert set(summary[key]) == {"correct", "format", "length", "reward"}
+        assert 0.0 <= summary[key]["correct"] <= 1.0
+    steps = query(db, "SELECT DISTINCT step FROM metrics WHERE key = 'eval/correct/mean' ORDER BY step")
+    assert steps == [(0,), (2,)]

@@ -23,6 +23,7 @@ def group(prompt: str, rewards: list[float | None], errors: dict[str, str] | Non
                 truncated=i == 0,
                 scores={"correct": r, "format": 1.0},
                 errors=errors or {},
+                explanations={"format": "looks like an answer tag"},
             )
             for i, r in enumerate(rewards)
         ],
@@ -61,6 +62,10 @@ def test_runs_metrics_rollouts_and_export(workspace_path: Path) -> None:
     assert rows[0]["prompt"] == "2+2=" and rows[0]["truncated"] is True
     assert rows[2]["scores"] == {"correct": None, "format": 1.0}
     assert rows[2]["errors"] == {"correct": "boom"}
+    explained = ws.conn.execute(
+        "SELECT explanation FROM scores WHERE rollout_id = 1 AND criterion = 'format'"
+    )
+    assert explained.fetchone() == ("looks like an answer tag",)
     g = ws.conn.execute("SELECT reward_mean, reward_std FROM groups ORDER BY id").fetchall()
     assert g[0] == (0.5, pytest.approx(0.7071, abs=1e-3))
     hits = ws.conn.execute("SELECT rowid FROM rollouts_fts WHERE rollouts_fts MATCH '1'").fetchall()
