@@ -188,6 +188,18 @@ def execute(workspace: Workspace, run_id: int, cfg: RunConfig, resume_from: dict
     except _input_errors() as exc:
         _fail(workspace, run_id, str(exc), "input")
         return EXIT_INPUT
+    except OSError as exc:
+        if exc.errno != 28:  # only ENOSPC is the user's to fix; other OS errors are reported as bugs below
+            _fail(workspace, run_id, f"{type(exc).__name__}: {exc}", "bug", traceback.format_exc())
+            return EXIT_BUG
+        _fail(
+            workspace,
+            run_id,
+            f"The disk is full ({exc}). Free some space, then continue with "
+            f"`rl-studio-engine resume {run_id} --db {workspace.path}`.",
+            "input",
+        )
+        return EXIT_INPUT
     except MemoryError:
         _fail(
             workspace,

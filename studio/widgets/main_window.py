@@ -231,12 +231,17 @@ class MainWindow(QMainWindow):
         running = self.state.training_here()
         if not running:
             return True
-        names = ", ".join(
-            f"#{p.run_id} {p.name}".strip() if p.run_id else (p.name or "a starting run") for p in running
-        )
+        choice = self.ask_keep_or_stop(running, what)
+        if choice == "stop":
+            self.stop_engines(running)
+        return choice != "cancel"
+
+    def ask_keep_or_stop(self, running: list[EngineProcess], what: str) -> str:
+        """'keep' (training goes on in the background), 'stop' or 'cancel'."""
+        names = ", ".join(f"#{p.run_id} {p.name}".strip() if p.run_id else (p.name or "a starting run") for p in running)
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Question)
-        box.setWindowTitle("RL Studio")
+        box.setWindowTitle(f"{what}: RL Studio")
         box.setText(f"{len(running)} run{'s are' if len(running) > 1 else ' is'} training: {names}.")
         box.setInformativeText(
             "Keep training in the background (reopen the workspace to watch and stop it), "
@@ -248,12 +253,7 @@ class MainWindow(QMainWindow):
         box.setDefaultButton(keep)
         box.exec()
         clicked = box.clickedButton()
-        if clicked is keep:
-            return True
-        if clicked is stop:
-            self.stop_engines(running)
-            return True
-        return False
+        return "keep" if clicked is keep else "stop" if clicked is stop else "cancel"
 
     def stop_engines(self, running: list[EngineProcess]) -> None:
         """Stop gracefully and wait (checkpoints take a moment); 'Stop now' kills at once."""
