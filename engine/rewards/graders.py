@@ -271,10 +271,10 @@ class PythonGrader(Grader):
         self.columns = set()
 
     def start(self, ctx: ScoringContext) -> Callable[[], CriterionResult]:
-        pending = self.code.call(ctx, self.fid, self.timeout_s)
+        finish = self.code.call(ctx, self.fid, self.timeout_s)
 
         def collect() -> CriterionResult:
-            values, errors, _, _ = pending.finish()
+            values, errors, _, _ = finish()
             return CriterionResult(values, errors)
 
         return collect

@@ -12,7 +12,7 @@ from engine.rewards.conventions import STYLES
 from engine.rewards.criteria import Criterion, CriterionResult
 from engine.rewards.errors import RubricError
 from engine.rewards.params import Params
-from engine.rewards.workers import PendingCall, RewardWorker, WorkerFailure, WorkerStartError
+from engine.rewards.workers import LOAD_TIMEOUT_S, PendingCall, RewardWorker, WorkerFailure, WorkerStartError
 
 DEFAULT_TIMEOUT_S = 30.0
 
@@ -101,6 +101,14 @@ def parse_style(params: Params, key: str = "style") -> str | None:
     return style
 
 
+# (values, errors, logged metrics, logged columns) for every row of a batch
+Outcome = tuple[list[float | None], list[str | None], dict[str, float], dict[str, list[Any]]]
+
+
+def _failed(n: int, message: str) -> Callable[[], Outcome]:
+    return lambda: ([None] * n, [message] * n, {}, {})
+
+
 class UserCode:
     """The functions of one criterion and the worker that runs them."""
 
@@ -127,7 +135,12 @@ class UserCode:
         try:
             infos = self.worker.wait_loaded()
         except (WorkerFailure, WorkerStartError) as exc:
-            raise RubricError(f"loading its code failed: {exc}", self.criterion) from None
+            detail = str(exc)
+            if detail.startswith("timed out"):
+                detail = f"took longer than {LOAD_TIMEOUT_S:g} s{detail[len('timed out') :]}"
+            raise RubricError(f"importing its code failed: {detail}", self.criterion) from None
+        except OSError as exc:
+            raise RubricError(f"cannot start a reward worker: {exc}", self.criterion) from None
         for info in infos.values():
             if "error" in info:
                 raise RubricError(info["error"], self.criterion)
@@ -145,14 +158,29 @@ class UserCode:
                     continue
         return found
 
-    def call(self, ctx: ScoringContext, fid: str, timeout_s: float) -> PendingCall:
+    def call(self, ctx: ScoringContext, fid: str, timeout_s: float) -> Callable[[], Outcome]:
+        """Send the batch to the worker; the returned function waits for the outcome. Never raises:
+        a worker that cannot even be started is an error on every row, and the run goes on."""
         assert self.worker is not None
         info = self.infos[fid]
         per_sample = (
             info["style"] in ("verifiers", "openai-python") and not info["group"] and not info["is_async"]
         )
-        blob = ctx.worker_blob(with_ids=info["wants_completion_ids"])
-        return PendingCall(self.worker, fid, blob, ctx.n, per_sample, timeout_s)
+        try:
+            blob = ctx.worker_blob(with_ids=info["wants_completion_ids"])
+            pending = PendingCall(self.worker, fid, blob, ctx.n, per_sample, timeout_s)
+        except Exception as exc:
+            return _failed(ctx.n, f"could not be sent to its worker: {type(exc).__name__}: {exc}")
+
+        def finish() -> Outcome:
+            try:
+                return pending.finish()
+            except Exception as exc:
+                if self.worker is not None:
+                    self.worker.kill()
+                return _failed(ctx.n, f"the reward worker failed: {type(exc).__name__}: {exc}")()
+
+        return finish
 
     def close(self) -> None:
         if self.worker is not None:
@@ -193,10 +221,10 @@ class PythonCriterion(Criterion):
         return f"{style} (group)" if self.info.get("group") else style
 
     def submit(self, ctx: ScoringContext) -> Callable[[], CriterionResult]:
-        pending = self.code.call(ctx, self.fid, self.timeout_s)
+        finish = self.code.call(ctx, self.fid, self.timeout_s)
 
         def collect() -> CriterionResult:
-            values, errors, metrics, columns = pending.finish()
+            values, errors, metrics, columns = finish()
             return CriterionResult(values, errors, metrics=metrics, columns=columns)
 
         return collect

@@ -205,7 +205,7 @@ class RewardWorker:
         except queue.Empty:
             row, where = self._trace()
             self.kill()
-            raise WorkerFailure(f"stopped answering and was killed{where}; it was restarted", row) from None
+            raise WorkerFailure(f"stopped answering and was killed{where}", row) from None
         if kind == "eof":
             raise self._death()
         return kind, payload
@@ -244,7 +244,7 @@ class RewardWorker:
             dump = ""
         self.kill()
         if dump.lstrip().startswith("Timeout ("):
-            return WorkerFailure(f"timed out{where}; the worker was killed and restarted", row)
+            return WorkerFailure(f"timed out{where}", row)
         if code is not None and code < 0:
             try:
                 name = signal.Signals(-code).name
@@ -259,12 +259,8 @@ class RewardWorker:
                 )
             elif name in ("SIGSEGV", "SIGBUS", "SIGABRT"):
                 hint = " (a crash in native code)"
-            return WorkerFailure(
-                f"the worker process was killed by {name}{hint}{where}; it was restarted", row
-            )
-        return WorkerFailure(
-            f"the worker process exited with code {code}{where} (os._exit or a crash); it was restarted", row
-        )
+            return WorkerFailure(f"the worker process was killed by {name}{hint}{where}", row)
+        return WorkerFailure(f"the worker process exited with code {code}{where} (os._exit or a crash)", row)
 
 
 def _innermost_user_frame(dump: str, rubric_dir: str) -> str:
@@ -315,6 +311,7 @@ class PendingCall:
                 message = str(failure)
                 if message.startswith("timed out"):
                     message = f"timed out after {self.timeout_s:g} s (timeout_s){message[len('timed out') :]}"
+                message += "; the worker was replaced"
                 if self.per_sample and failure.row in self.rows:
                     # Only that row is to blame: the others are scored again by a fresh worker.
                     self.errors[failure.row] = f"{message} (row {failure.row})"
