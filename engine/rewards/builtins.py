@@ -298,7 +298,8 @@ class JsonSchema(JsonValid):
         if schema_file is not None:
             path = (rubric_dir / schema_file).resolve()
             try:
-                schema = json.loads(path.read_text(encoding="utf-8"))
+                self.schema_text = path.read_text(encoding="utf-8")
+                schema = json.loads(self.schema_text)
             except OSError as exc:
                 raise params.error(f"cannot read schema_file {path}: {exc.strerror}") from None
             except ValueError as exc:
@@ -309,6 +310,9 @@ class JsonSchema(JsonValid):
             raise params.error(f"bad JSON schema: {exc}") from None
         self.schema = schema
         self.schema_file = schema_file
+
+    def files(self) -> dict[str, str]:
+        return {self.schema_file: self.schema_text} if self.schema_file else {}
 
     def score(self, ctx: ScoringContext) -> CriterionResult:
         values: list[float | None] = [

@@ -44,6 +44,11 @@ class Criterion:
     def score(self, ctx: ScoringContext) -> CriterionResult:
         raise NotImplementedError
 
+    def files(self) -> dict[str, str]:
+        """{path relative to the rubric: text} of the files this criterion read at load (schemas, grader
+        JSON, user code), for the rubric's immutable snapshot."""
+        return {}
+
     def columns_used(self) -> set[str]:
         """Dataset columns this criterion reads (red-teaming stuffs their values)."""
         return set()

@@ -350,7 +350,8 @@ class GraderCriterion(Criterion):
         if grader_file is not None:
             path = (services.rubric_dir / grader_file).resolve()
             try:
-                spec = json.loads(path.read_text(encoding="utf-8"))
+                self.grader_text = path.read_text(encoding="utf-8")
+                spec = json.loads(self.grader_text)
             except OSError as exc:
                 raise params.error(f"cannot read grader_file {path}: {exc.strerror}") from None
             except ValueError as exc:
@@ -361,6 +362,13 @@ class GraderCriterion(Criterion):
         self.grader = builder.build(spec, "grader")
         self.spec = spec
         self.code = builder.code if builder.code.specs else None
+        self.grader_file = grader_file
+
+    def files(self) -> dict[str, str]:
+        found = self.code.snapshot_sources() if self.code is not None else {}
+        if self.grader_file:
+            found[self.grader_file] = self.grader_text
+        return found
 
     def submit(self, ctx: ScoringContext) -> Callable[[], CriterionResult]:
         return self.grader.start(ctx)

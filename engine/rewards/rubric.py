@@ -250,13 +250,12 @@ class Rubric:
         return totals, errors
 
     def snapshot(self) -> tuple[str, dict[str, str]]:
-        """The rubric's TOML text and {path relative to the rubric: source text} of its user code, as
-        loaded: what the engine stores as an immutable rubric version."""
+        """The rubric's TOML text and {path relative to the rubric: text} of every file it read (user code
+        and the modules it imports from beside the rubric, schema and grader files), as loaded: what the
+        engine stores as an immutable rubric version."""
         sources: dict[str, str] = {}
         for criterion in self.criteria:
-            code = getattr(criterion, "code", None)
-            if isinstance(code, UserCode):
-                sources.update(code.snapshot_sources())
+            sources.update(criterion.files())
         return self._toml_text, dict(sorted(sources.items()))
 
     def close(self) -> None:

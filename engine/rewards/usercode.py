@@ -229,6 +229,9 @@ class PythonCriterion(Criterion):
 
         return collect
 
+    def files(self) -> dict[str, str]:
+        return self.code.snapshot_sources()
+
     def columns_used(self) -> set[str]:
         params = set(self.info.get("params", []))
         return params - {"prompts", "completions", "completion_ids", "prompt", "completion", "trainer_state"}

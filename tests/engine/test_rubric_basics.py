@@ -71,3 +71,26 @@ def test_close_is_idempotent(tmp_path: Path):
     rubric.close()
     rubric.close()
     assert not worker.alive()
+
+
+def test_snapshot_holds_every_file_the_rubric_read(tmp_path: Path):
+    (tmp_path / "schema.json").write_text('{"type": "object"}')
+    (tmp_path / "grader.json").write_text(
+        '{"type": "python", "name": "g", "source": "def grade(sample, item):\\n    return 1.0\\n"}'
+    )
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "checks.py").write_text(
+        "def f(completions, **kw):\n    return [0.0] * len(completions)\n"
+    )
+    text = (
+        'name = "x"\n'
+        '[[criteria]]\nname = "s"\nkind = "json_schema"\nschema_file = "schema.json"\n'
+        '[[criteria]]\nname = "g"\nkind = "openai_grader"\ngrader_file = "grader.json"\n'
+        '[[criteria]]\nname = "f"\nkind = "python"\nsource = "lib/checks.py:f"\n'
+    )
+    (tmp_path / "rubric.toml").write_text(text)
+    with load_rubric(tmp_path / "rubric.toml") as rubric:
+        toml_text, sources = rubric.snapshot()
+    assert toml_text == text
+    assert sorted(sources) == ["grader.json", "lib/checks.py", "schema.json"]
+    assert sources["schema.json"] == '{"type": "object"}'
