@@ -16,8 +16,11 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+import sys
 import tomllib
+import traceback
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -218,8 +221,19 @@ class Rubric:
 
     def score(self, batch: RewardBatch) -> ScoredBatch:
         ctx = ScoringContext(batch, self.tokenizer)
-        collectors = [(c, c.submit(ctx)) for c in self.criteria]
-        results: dict[str, CriterionResult] = {c.name: collect() for c, collect in collectors}
+        # Submit every criterion first (workers and judges start on it), then collect in order.
+        collectors: list[tuple[Criterion, Callable[[], CriterionResult]]] = []
+        for criterion in self.criteria:
+            try:
+                collectors.append((criterion, criterion.submit(ctx)))
+            except Exception as exc:
+                collectors.append((criterion, _constant(_our_failure(criterion, ctx.n, exc))))
+        results: dict[str, CriterionResult] = {}
+        for criterion, collect in collectors:
+            try:
+                results[criterion.name] = collect()
+            except Exception as exc:
+                results[criterion.name] = _our_failure(criterion, ctx.n, exc)
         totals, total_errors = self._totals(results, ctx.n)
         scored = ScoredBatch(
             totals=totals,
@@ -269,6 +283,17 @@ class Rubric:
 
     def __repr__(self) -> str:
         return f"<Rubric {self.name!r}: {', '.join(c.name for c in self.criteria)}>"
+
+
+def _constant(result: CriterionResult) -> Callable[[], CriterionResult]:
+    return lambda: result
+
+
+def _our_failure(criterion: Criterion, n: int, exc: Exception) -> CriterionResult:
+    """A bug of ours (the user's code is contained by the criteria themselves) must not stop a run
+    either: its traceback goes to the log, and the criterion's rows get the error."""
+    traceback.print_exception(exc, file=sys.stderr)
+    return CriterionResult.failed(n, f"the {criterion.kind} criterion failed: {type(exc).__name__}: {exc}")
 
 
 def _close_all(criteria: list[Criterion], services: Services) -> None:

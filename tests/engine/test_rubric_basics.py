@@ -94,3 +94,20 @@ def test_snapshot_holds_every_file_the_rubric_read(tmp_path: Path):
     assert toml_text == text
     assert sorted(sources) == ["grader.json", "lib/checks.py", "schema.json"]
     assert sources["schema.json"] == '{"type": "object"}'
+
+
+def test_a_bug_in_a_criterion_is_an_error_on_its_rows_not_an_exception(tmp_path: Path, capsys):
+    from engine.rewards.rubric import rubric_from_text
+
+    text = 'name = "x"\n[[criteria]]\nname = "a"\nkind = "json_valid"\n[[criteria]]\nname = "b"\nkind = "contains"\ntext = "x"\n'
+    with rubric_from_text(text, tmp_path) as rubric:
+
+        def broken(ctx):
+            raise RuntimeError("a bug of ours")
+
+        rubric.criteria[0].score = broken
+        scored = rubric.score(RewardBatch(["p"], ["x"]))
+    assert scored.scores == {"a": [None], "b": [1.0]}
+    assert scored.errors["a"] == ["the json_valid criterion failed: RuntimeError: a bug of ours"]
+    assert scored.totals == [1.0]
+    assert "Traceback" in capsys.readouterr().err
