@@ -32,6 +32,15 @@ def quiet() -> None:
     _protocol_out = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
 
 
+def is_main_process() -> bool:
+    """False in the non-main processes of `accelerate launch` / torchrun (they neither emit nor record)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
 def claim_stdout() -> None:
     global _protocol_out
     if _protocol_out is not None:
@@ -46,6 +55,8 @@ def emit(type_: str, **data: Any) -> Event:
     """Write one event line. A reader that went away (closed pipe) is not an error: the run goes on."""
     global _protocol_out
     event = make_event(type_, **data)
+    if not is_main_process():
+        return event
     for listener in _listeners:
         listener(event)
     out = _protocol_out or sys.stdout
@@ -95,16 +106,10 @@ class Controller:
             wanted, self.checkpoint_requested = self.checkpoint_requested, False
             return wanted
 
-    def wait_while_paused(self, on_tick: Callable[[], None] | None = None) -> None:
-        """Block the training loop while paused; wakes on resume, stop or checkpoint."""
-        while True:
-            with self._lock:
-                if not self.paused or self.stop_requested:
-                    return
-            self._wake.wait(timeout=0.5)
-            self._wake.clear()
-            if on_tick is not None:
-                on_tick()
+    def wait(self, seconds: float) -> None:
+        """Sleep up to `seconds`, waking early when a command arrives."""
+        self._wake.wait(timeout=seconds)
+        self._wake.clear()
 
     def listen(self, stream: IO[str] | None = None) -> threading.Thread:
         """Read JSON-line commands in a daemon thread. EOF on stdin means nobody steers: keep running."""

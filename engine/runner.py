@@ -18,7 +18,7 @@ from typing import Any
 from engine import control
 from engine.contract.config import ConfigError, RunConfig, config_from_dict, load_run_config
 from engine.data import DataError
-from engine.store import StoreError, Workspace
+from engine.store import FollowerWorkspace, StoreError, Workspace
 
 EXIT_OK, EXIT_BUG, EXIT_INPUT = 0, 1, 2
 
@@ -49,7 +49,7 @@ def _fail(
 
 def open_workspace(db: str) -> Workspace | None:
     try:
-        return Workspace(db)
+        return Workspace(db) if control.is_main_process() else FollowerWorkspace(db)
     except StoreError as exc:
         _fail(None, None, str(exc), "input")
         return None

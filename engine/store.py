@@ -404,3 +404,44 @@ class Workspace:
                 (name or Path(path).stem, path, rows, json.dumps(list(columns)), time.time()),
             )
             return int(c.execute("SELECT id FROM datasets WHERE path = ?", (path,)).fetchone()[0])
+
+
+class FollowerWorkspace(Workspace):
+    """The workspace as seen by a non-main process of a multi-process run (`accelerate launch`).
+
+    Only the main process records; the others read the run they were told about and write nothing,
+    so every row is written exactly once whatever the number of processes.
+    """
+
+    def create_run(self, *args: Any, **kwargs: Any) -> int:
+        raise RuntimeError("only the main process creates runs")
+
+    def update_run(self, run_id: int, **values: Any) -> None:
+        return None
+
+    def write_metrics(self, run_id: int, step: int, values: dict[str, Any]) -> int:
+        return 0
+
+    def write_rollouts(self, run_id: int, step: int, groups: Sequence[GroupRecord]) -> int:
+        return 0
+
+    def write_evaluation(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def add_checkpoint(self, run_id: int, step: int, path: str) -> int:
+        return 0
+
+    def forget_checkpoint(self, checkpoint_id: int) -> None:
+        return None
+
+    def truncate_after(self, run_id: int, step: int) -> None:
+        return None
+
+    def log_event(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+    def save_rubric_version(self, name: str, toml_text: str, sources: dict[str, str], note: str = "") -> int:
+        return 0
+
+    def register_dataset(self, *args: Any, **kwargs: Any) -> int:
+        return 0

@@ -12,6 +12,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from engine import control as engine_control
 from engine.session import RunSession, StopRun
 
 # Trainer's end-of-training summary is not a per-step metric.
@@ -38,17 +39,19 @@ class Telemetry(TrainerCallback):
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         controller = self.session.controller
-        if controller.paused and state.is_world_process_zero:
-            self.session.set_status("paused", state.global_step)
-            self.session.log(f"paused at step {state.global_step}")
-            controller.wait_while_paused(on_tick=lambda: self._checkpoint_while_paused(state))
-            self._checkpoint_while_paused(state)
-            if controller.stop_requested:
-                self.save_now(state)
-                raise StopRun()
-            self.session.set_status("running", state.global_step)
-            self.session.log(f"resumed at step {state.global_step}")
-        if controller.stop_requested:  # a stop that arrived between steps, e.g. during evaluation
+        self._sync_controls()
+        if controller.paused and not controller.stop_requested:
+            if state.is_world_process_zero:
+                self.session.set_status("paused", state.global_step)
+                self.session.log(f"paused at step {state.global_step}")
+            while controller.paused and not controller.stop_requested:
+                controller.wait(0.5)
+                self._sync_controls()
+                self._checkpoint_while_paused(state)
+            if not controller.stop_requested and state.is_world_process_zero:
+                self.session.set_status("running", state.global_step)
+                self.session.log(f"resumed at step {state.global_step}")
+        if controller.stop_requested:  # arrived while paused, or between steps (e.g. during evaluation)
             self.save_now(state)
             raise StopRun()
         self.session.step_began()
@@ -57,6 +60,7 @@ class Telemetry(TrainerCallback):
         step = state.global_step
         t = self.session.cfg.training
         controller = self.session.controller
+        self._sync_controls()
         if state.is_world_process_zero:
             self.session.step_ended(step)
         if controller.take_checkpoint_request():
@@ -102,6 +106,18 @@ class Telemetry(TrainerCallback):
             self.last_saved_step = state.global_step
             path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             self.session.checkpoint_written(state.global_step, path)
+
+    def _sync_controls(self) -> None:
+        """Under `accelerate launch` only the main process reads commands: every step, all processes
+        take its pause/stop/checkpoint flags so they act on the same step together."""
+        if engine_control.world_size() == 1:
+            return
+        from accelerate.utils import broadcast_object_list
+
+        c = self.session.controller
+        box = [(c.paused, c.stop_requested, c.checkpoint_requested)]
+        broadcast_object_list(box, from_process=0)
+        c.paused, c.stop_requested, c.checkpoint_requested = box[0]
 
     # ---- checkpoints outside the Trainer's own schedule -------------------------------------------
     def save_now(self, state: Any) -> None:

@@ -170,11 +170,12 @@ def train(session: RunSession, model: Any, tokenizer: Any, plan: DevicePlan, res
     trainer.add_callback(telemetry)
     trainer.remove_callback(PrinterCallback)  # the session logs a compact line instead of a dict per step
 
-    if resume_from is None:
+    if resume_from is None and trainer.accelerator.is_main_process:
         session.evaluate(trainer.model, tokenizer, step=0)  # the baseline every curve is read against
     trainer.train(resume_from_checkpoint=resume_from)
     step = int(trainer.state.global_step)
-    if step >= session.cfg.training.max_steps and trainer.state.is_world_process_zero:
-        session.evaluate(trainer.model, tokenizer, step)
+    if step >= session.cfg.training.max_steps:
         trainer.save_model(str(session.files / "adapter"))  # the trained LoRA adapter, ready to load or merge
+        if trainer.accelerator.is_main_process:
+            session.evaluate(trainer.model, tokenizer, step)
     return step
