@@ -74,20 +74,39 @@ def start(
             cfg.training.max_steps = max_steps
             cfg.__post_init__()
     except ConfigError as exc:
+        if not control.is_main_process():
+            return EXIT_INPUT, None
         run_id = workspace.create_run(
             name or Path(config_path).stem, "unknown", {}, 0, config_path=config_path
         )
         _fail(workspace, run_id, str(exc), "input")
         return EXIT_INPUT, run_id
     run_name = name or cfg.name or f"{cfg.algorithm}-{time.strftime('%Y%m%d-%H%M%S')}"
-    run_id = workspace.create_run(
-        run_name,
-        cfg.algorithm,
-        cfg.to_dict(),
-        cfg.training.max_steps,
-        config_path=str(Path(config_path).resolve()),
-    )
+    run_id = 0
+    if control.is_main_process():
+        run_id = workspace.create_run(
+            run_name,
+            cfg.algorithm,
+            cfg.to_dict(),
+            cfg.training.max_steps,
+            config_path=str(Path(config_path).resolve()),
+        )
+    run_id = _share_from_main(run_id)
     return execute(workspace, run_id, cfg, resume_from=None), run_id
+
+
+def _share_from_main(value: int) -> int:
+    """Under `accelerate launch` or torchrun, every process learns the run id the main process created."""
+    if control.world_size() == 1:
+        return value
+    import torch
+    import torch.distributed as dist
+
+    if not dist.is_initialized():  # the Trainer reuses this process group
+        dist.init_process_group(backend="nccl" if torch.cuda.is_available() else "gloo")
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return int(box[0])
 
 
 def resume(run_id: int, db: str) -> int:

@@ -112,11 +112,11 @@ class Telemetry(TrainerCallback):
         take its pause/stop/checkpoint flags so they act on the same step together."""
         if engine_control.world_size() == 1:
             return
-        from accelerate.utils import broadcast_object_list
+        import torch.distributed as dist
 
         c = self.session.controller
         box = [(c.paused, c.stop_requested, c.checkpoint_requested)]
-        broadcast_object_list(box, from_process=0)
+        dist.broadcast_object_list(box, src=0)
         c.paused, c.stop_requested, c.checkpoint_requested = box[0]
 
     # ---- checkpoints outside the Trainer's own schedule -------------------------------------------

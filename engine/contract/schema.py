@@ -206,20 +206,51 @@ def schema_version(conn: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
+def _statements(script: str) -> list[str]:
+    statements, current = [], ""
+    for line in script.splitlines(keepends=True):
+        current += line
+        if sqlite3.complete_statement(current):
+            statements.append(current.strip())
+            current = ""
+    return [st for st in statements if st.strip(" ;\n")]
+
+
 def migrate(conn: sqlite3.Connection) -> int:
-    """Bring a workspace to SCHEMA_VERSION. Returns the version it had before."""
+    """Bring a workspace to SCHEMA_VERSION. Returns the version it had before.
+
+    Safe when several processes open a new workspace at once: each migration runs in one IMMEDIATE
+    transaction that re-reads the version after taking the write lock, version bump included, so a
+    crash leaves the previous version whole and a second process never repeats a migration.
+    """
     before = schema_version(conn)
     if before > SCHEMA_VERSION:
         raise RuntimeError(
             f"This workspace has schema version {before}, newer than this RL Studio ({SCHEMA_VERSION}). "
             "Upgrade RL Studio to open it."
         )
-    for version in range(before, SCHEMA_VERSION):
-        # One transaction per migration, version bump included: a crash leaves the old version whole.
-        conn.executescript(
-            "BEGIN IMMEDIATE;\n"
-            + MIGRATIONS[version]
-            + f"\nINSERT INTO meta(key, value) VALUES ('{SCHEMA_VERSION_KEY}', '{version + 1}')"
-            " ON CONFLICT(key) DO UPDATE SET value=excluded.value;\nCOMMIT;"
-        )
+    if before == SCHEMA_VERSION:
+        return before
+    saved_isolation = conn.isolation_level
+    conn.isolation_level = None  # we issue BEGIN/COMMIT ourselves
+    try:
+        while True:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = schema_version(conn)
+                if version >= SCHEMA_VERSION:
+                    conn.execute("COMMIT")
+                    break
+                for statement in _statements(MIGRATIONS[version]):
+                    conn.execute(statement)
+                conn.execute(
+                    "INSERT INTO meta(key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                    (SCHEMA_VERSION_KEY, str(version + 1)),
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+    finally:
+        conn.isolation_level = saved_isolation
     return before

@@ -7,6 +7,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -233,3 +234,23 @@ def test_demo_command_prints_scores_before_and_after(tmp_path: Path) -> None:
         assert 0.0 <= summary[key]["correct"] <= 1.0
     steps = query(db, "SELECT DISTINCT step FROM metrics WHERE key = 'eval/correct/mean' ORDER BY step")
     assert steps == [(0,), (2,)]
+
+
+def test_two_processes_record_one_run(tmp_path: Path) -> None:
+    """The same command under a distributed launcher (torchrun here; `accelerate launch` sets the same
+    environment): every process trains, the main one alone records and emits."""
+    db = tmp_path / "ws.sqlite"
+    cfg = write_config(tmp_path, max_steps=2, checkpoint_every=2)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "engine.cli"]
+    proc = subprocess.run(
+        [*torchrun, "run", str(cfg), "--db", str(db)],
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        timeout=400,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e["type"] for e in events].count("hello") == 1
+    assert query(db, "SELECT id, status FROM runs") == [(1, "finished")]
+    assert_each_step_recorded_once(db, 1, 2, per_step=16)  # 8 completions per process per step, gathered
