@@ -19,6 +19,7 @@ import faulthandler
 import linecache
 import os
 import pickle
+import signal
 import struct
 import sys
 import time
@@ -209,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-mb", type=int, default=0)
     args = parser.parse_args(sys.argv[1:] if argv is None else argv)
 
+    # The engine decides when a worker ends (EOF on stdin, or a kill): a Ctrl-C meant for the engine's
+    # terminal must not take its workers down mid-run.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # The protocol owns the real stdout; anything the user's code prints goes to stderr.
     replies = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
