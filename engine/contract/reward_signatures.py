@@ -5,7 +5,7 @@ engine processes). This module reads the source with ``ast`` and mirrors, rule f
 engine/rewards/conventions.py decides at load time from the live function; a test keeps the two in step.
 Stdlib only, like the rest of engine.contract.
 
-    check_source(code, function="correct", style=None, columns={"answer"}) -> [Diagnostic, ...]
+    analyse(code, function="correct", style=None, columns={"answer"}) -> Analysis (style, diagnostics)
 
 Conventions (see REWARD_CONVENTIONS.md):
     trl             fn(prompts=..., completions=..., completion_ids=..., **columns) -> one value per row
@@ -17,12 +17,15 @@ Conventions (see REWARD_CONVENTIONS.md):
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass, field
 
 STYLES = ("trl", "conversational", "verifiers", "openai-python")
 STYLE_ALIASES = {"openai": "openai-python", "openai_python": "openai-python", "open-r1": "conversational"}
 
-TRL_NAMES = frozenset({"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric"})
+TRL_NAMES = frozenset(
+    {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric"}
+)
 TRL_EXTRA_NAMES = frozenset({"environments"})
 """Passed by TRL when an environment is used; never a dataset column."""
 VERIFIERS_SAMPLE_NAMES = frozenset({"prompt", "completion", "answer", "info", "state", "task", "parser"})
@@ -120,9 +123,10 @@ def defines_name(tree: ast.Module, name: str) -> bool:
             targets = node.targets if isinstance(node, ast.Assign) else [node.target]
             if any(isinstance(t, ast.Name) and t.id == name for t in targets):
                 return True
-        if isinstance(node, ast.Import | ast.ImportFrom):
-            if any((a.asname or a.name.split(".")[0]) == name for a in node.names):
-                return True
+        if isinstance(node, ast.Import | ast.ImportFrom) and any(
+            (a.asname or a.name.split(".")[0]) == name for a in node.names
+        ):
+            return True
     return False
 
 
@@ -204,13 +208,17 @@ def analyse(
         if defines_name(tree, function):
             result.diagnostics.append(
                 Diagnostic(
-                    1, 0, f"'{function}' is not a plain def, so its signature is checked when the rubric loads",
+                    1,
+                    0,
+                    f"'{function}' is not a plain def, so its signature is checked when the rubric loads",
                     "warning",
                 )
             )
         else:
             result.diagnostics.append(
-                Diagnostic(1, 0, f"no function named '{function}' here; define def {function}(...) or fix the name")
+                Diagnostic(
+                    1, 0, f"no function named '{function}' here; define def {function}(...) or fix the name"
+                )
             )
         return result
     sig = read_signature(fn)
@@ -286,9 +294,9 @@ def _name_col(fn: ast.FunctionDef | ast.AsyncFunctionDef, code: str) -> int:
     """Column of the function's name on its def line (ast gives the column of `def`/decorators)."""
     lines = code.splitlines()
     if 0 < fn.lineno <= len(lines):
-        col = lines[fn.lineno - 1].find(fn.name, fn.col_offset)
-        if col >= 0:
-            return col
+        match = re.compile(rf"def\s+({re.escape(fn.name)})\b").search(lines[fn.lineno - 1], fn.col_offset)
+        if match:
+            return match.start(1)
     return fn.col_offset
 
 
