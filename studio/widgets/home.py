@@ -21,7 +21,7 @@ from studio.state.authored import demo_available, demo_config_path
 from studio.state.studio_state import StudioState
 
 
-def _card(title: str, text: str, button: QPushButton) -> QFrame:
+def _card(title: str, text: str, button: QPushButton, note: QLabel | None = None) -> QFrame:
     card = QFrame()
     card.setObjectName("card")
     layout = QVBoxLayout(card)
@@ -32,6 +32,8 @@ def _card(title: str, text: str, button: QPushButton) -> QFrame:
     body.setObjectName("muted")
     layout.addWidget(heading)
     layout.addWidget(body, 1)
+    if note is not None:
+        layout.addWidget(note)
     row = QHBoxLayout()
     row.addWidget(button)
     row.addStretch(1)
@@ -65,12 +67,16 @@ class HomeView(QWidget):
         self.demo_button = QPushButton("▶  Run the demo")
         self.demo_button.setObjectName("primary")
         self.demo_button.clicked.connect(self.run_demo)
+        self.demo_note = QLabel()
+        self.demo_note.setWordWrap(True)
+        self.demo_note.setObjectName("warning")
         self.demo_card = _card(
             "Try it: the demo",
             "Teach a tiny bundled model to answer arithmetic in a fixed format with GRPO + LoRA. About three "
             "minutes on a laptop CPU, nothing to download. Watch the reward rise on the dashboard, then read "
             "what the model wrote.",
             self.demo_button,
+            self.demo_note,
         )
         new_button = QPushButton("Open the launcher")
         new_button.clicked.connect(lambda: state.sig_show_view.emit("launcher"))
@@ -110,6 +116,7 @@ class HomeView(QWidget):
         outer = QHBoxLayout(self)
         outer.setContentsMargins(28, 24, 28, 20)
         outer.addWidget(holder)
+        self._recent_lines: list[tuple[int, str]] = []
         state.sig_workspace_changed.connect(self.refresh)
         state.sig_runs_changed.connect(lambda _runs: self.refresh())
         self.refresh()
@@ -117,9 +124,13 @@ class HomeView(QWidget):
     def refresh(self) -> None:
         available = demo_available()
         self.demo_button.setEnabled(available and self.state.db is not None)
-        self.demo_button.setToolTip(
-            "" if available else "The bundled demo is not installed (assets/demo missing)."
+        self.demo_note.setText(
+            ""
+            if available
+            else "The bundled demo is not installed here (assets/demo/run.toml or the model is missing); "
+            "build it with assets/build_demo.py."
         )
+        self.demo_note.setVisible(not available)
         db = self.state.db
         body = self.workspace_card.findChild(QLabel, "muted")
         runs = self.state.runs()
@@ -133,11 +144,17 @@ class HomeView(QWidget):
                     f"{len(runs)} run{'s' if len(runs) != 1 else ''}"
                     + (f", {active} training now" if active else "")
                 )
+        lines = [
+            (run.id, f"#{run.id}  {run.name}   ·   {run.status}   ·   step {run.step}/{run.max_steps}")
+            for run in runs[:8]
+        ]
+        if lines == self._recent_lines and runs:
+            return  # unchanged: keep the selection and scroll position
+        self._recent_lines = lines
         self.recent.clear()
-        for run in runs[:8]:
-            text = f"#{run.id}  {run.name}   ·   {run.status}   ·   step {run.step}/{run.max_steps}"
+        for run_id, text in lines:
             item = QListWidgetItem(text)
-            item.setData(Qt.ItemDataRole.UserRole, run.id)
+            item.setData(Qt.ItemDataRole.UserRole, run_id)
             self.recent.addItem(item)
         if not runs:
             item = QListWidgetItem("No runs yet. Run the demo to see what a run looks like.")

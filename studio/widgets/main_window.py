@@ -238,7 +238,9 @@ class MainWindow(QMainWindow):
 
     def ask_keep_or_stop(self, running: list[EngineProcess], what: str) -> str:
         """'keep' (training goes on in the background), 'stop' or 'cancel'."""
-        names = ", ".join(f"#{p.run_id} {p.name}".strip() if p.run_id else (p.name or "a starting run") for p in running)
+        names = ", ".join(
+            f"#{p.run_id} {p.name}".strip() if p.run_id else (p.name or "a starting run") for p in running
+        )
         box = QMessageBox(self)
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle(f"{what}: RL Studio")

@@ -10,6 +10,7 @@ ACCENT = "#2b6cb0"
 STYLESHEET = f"""
 QMainWindow, QWidget {{ font-size: 10pt; }}
 QLabel#muted {{ color: #4a5568; }}
+QLabel#warning {{ color: #975a16; background: #fffaf0; border: 1px solid #fbd38d; border-radius: 5px; padding: 4px 6px; }}
 QLabel#sectionTitle {{ color: #718096; font-size: 8pt; font-weight: bold; letter-spacing: 1px; padding: 4px 2px; }}
 QLabel#runTitle {{ font-size: 14pt; font-weight: 600; color: #1a202c; }}
 QLabel#emptyState {{ color: #4a5568; font-size: 11pt; }}

@@ -55,6 +55,8 @@ def window(qtbot, state: StudioState):  # type: ignore[no-untyped-def]
     from studio.widgets.main_window import MainWindow
 
     w = MainWindow(state)
+    # A test that closes the window decides itself; at teardown, never block on the question.
+    w.ask_keep_or_stop = lambda running, what: "keep"  # type: ignore[method-assign]
     qtbot.addWidget(w)
     w.show()
     yield w

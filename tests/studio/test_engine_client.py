@@ -26,7 +26,7 @@ def test_replays_a_run_to_the_end(qtbot, tmp_path: Path) -> None:
         proc = client.start_run(write_config(tmp_path), ws, tmp_path / "logs", name="first")
     assert exited.args[0] is proc
     types = [e.type for e in events]
-    assert types[:3] == ["hello", "run_started", "status"]
+    assert types[:2] == ["hello", "run_started"] and "status" in types
     assert types.count("metrics_written") == 8
     assert types[-1] == "finished" and events[-1].get("status") == "finished"
     assert proc.run_id == 1 and proc.name == "first"
@@ -73,7 +73,7 @@ def test_crash_mid_run_marks_the_run_failed_and_keeps_the_studio_working(
         state.launch(write_config(tmp_path), name="doomed")
     run_id, message, tail = crashed.args
     assert "exit code 139" in message
-    assert "Segmentation fault" in tail and "grpo.py" in tail
+    assert "Segmentation fault" in tail and "grpo_trainer.py" in tail
     state.refresh()
     run = state.run(run_id)
     assert run is not None and run.status == "failed" and "exit code 139" in (run.error or "")
