@@ -72,9 +72,7 @@ MAX_NEW_TOKENS = 12
 # Qwen2's split regex. AutoTokenizer loads a qwen2 tokenizer as Qwen2Tokenizer, which rebuilds its
 # pre-tokenizer from this regex whatever tokenizer.json says; a tokenizer trained with another
 # pre-tokenizer (plain ByteLevel, say) would silently get different ids once loaded.
-QWEN2_SPLIT_REGEX = (
-    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
-)
+QWEN2_SPLIT_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 EOS = "<|endoftext|>"
 ANSWER = re.compile(r"<answer>\s*(-?\d+)\s*</answer>")  # the same rule as demo/rewards.py:correct
 
@@ -203,7 +201,10 @@ def warm_up(model, tok, rows: list[dict], rng: random.Random) -> None:
         for group in opt.param_groups:
             group["lr"] = lr
         # Fresh targets every step: the model learns the mixture, not one fixed wrong answer per prompt.
-        pairs = [encode_pair(tok, r["prompt"], noisy_target(int(r["answer"]), rng)) for r in rng.choices(rows, k=WARMUP_BATCH)]
+        pairs = [
+            encode_pair(tok, r["prompt"], noisy_target(int(r["answer"]), rng))
+            for r in rng.choices(rows, k=WARMUP_BATCH)
+        ]
         width = max(len(ids) for ids, _ in pairs)
         ids = torch.full((len(pairs), width), tok.pad_token_id)
         labels = torch.full((len(pairs), width), -100)
@@ -227,9 +228,16 @@ def accuracy(model, tok, rows: list[dict], sample: bool) -> tuple[float, float]:
     tok.padding_side = "left"
     enc = tok([r["prompt"] for r in rows], return_tensors="pt", padding=True)
     torch.manual_seed(SEED)
-    out = model.generate(**enc, do_sample=sample, temperature=1.0 if sample else None, top_k=0, max_new_tokens=MAX_NEW_TOKENS)
+    # Sampling as GRPO samples: plain temperature 1 over the whole vocabulary (TRL's top_k=0, top_p=1).
+    how = (
+        {"do_sample": True, "temperature": 1.0, "top_k": 0, "top_p": 1.0} if sample else {"do_sample": False}
+    )
+    out = model.generate(**enc, **how, max_new_tokens=MAX_NEW_TOKENS)
     texts = tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-    right = [(m := ANSWER.search(t)) is not None and m.group(1) == r["answer"] for t, r in zip(texts, rows)]
+    right = [
+        (m := ANSWER.search(t)) is not None and m.group(1) == r["answer"]
+        for t, r in zip(texts, rows, strict=True)
+    ]
     in_format = [re.fullmatch(r"<answer>-?\d+</answer>", t) is not None for t in texts]
     return sum(right) / len(rows), sum(in_format) / len(rows)
 
@@ -257,7 +265,9 @@ def build() -> None:
     loaded = AutoTokenizer.from_pretrained(MODEL_DIR)
     check_tokenizer(tok, loaded, rows)
     pieces = loaded.convert_ids_to_tokens(loaded(tagged(12))["input_ids"])
-    print(f"  byte-level BPE with Qwen2's split regex, {len(loaded)} tokens; {type(loaded).__name__} encodes identically")
+    print(
+        f"  byte-level BPE with Qwen2's split regex, {len(loaded)} tokens; {type(loaded).__name__} encodes identically"
+    )
     print(f"  {tagged(12)!r} -> {pieces}")
 
     print("3. model")
@@ -275,7 +285,9 @@ def build() -> None:
     for name, split in (("train", train), ("held-out", evals)):
         greedy, _ = accuracy(model, loaded, split, sample=False)
         sampled, in_format = accuracy(model, loaded, split, sample=True)
-        print(f"  {name:8s}: correct greedy {greedy:.2f} | sampled at T=1 {sampled:.2f} (in format {in_format:.2f})")
+        print(
+            f"  {name:8s}: correct greedy {greedy:.2f} | sampled at T=1 {sampled:.2f} (in format {in_format:.2f})"
+        )
     print(f"done in {time.time() - t_start:.0f}s")
 
 
