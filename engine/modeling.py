@@ -103,3 +103,21 @@ def load_model(cfg: RunConfig, plan: DevicePlan) -> Any:
             "use a local directory."
         ) from None
     return model
+
+
+SMALL_MODEL_PARAMS = 20_000_000
+
+
+def set_cpu_threads(cfg: RunConfig, plan: DevicePlan, model: Any) -> int | None:
+    """On CPU, pick the thread count: small models train several times faster on one thread (measured on
+    the demo: 150 steps in 23 s with 1 thread, 26 to 208 s with 2 on a busy 2-core machine)."""
+    import torch
+
+    if plan.device != "cpu":
+        return None
+    threads = cfg.training.cpu_threads
+    if threads == 0:
+        params = sum(p.numel() for p in model.parameters())
+        threads = 1 if params < SMALL_MODEL_PARAMS else torch.get_num_threads()
+    torch.set_num_threads(threads)
+    return threads

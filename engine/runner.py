@@ -248,13 +248,16 @@ def _load_rubric(cfg: RunConfig, workspace: Workspace, run_id: int) -> Any:
 
 
 def _train(session: Any, resume_from: dict[str, Any] | None) -> int:
-    from engine.modeling import load_model, load_tokenizer, plan_device
+    from engine.modeling import load_model, load_tokenizer, plan_device, set_cpu_threads
 
     cfg = session.cfg
     plan = plan_device(cfg)
     session.log(f"device {plan.device}, dtype {plan.dtype_name}")
     tokenizer = load_tokenizer(cfg)
     model = load_model(cfg, plan)
+    threads = set_cpu_threads(cfg, plan, model)
+    if threads is not None:
+        session.log(f"{threads} CPU thread(s)")
     if cfg.algorithm == "grpo":
         from engine.algos import grpo
 

@@ -102,6 +102,11 @@ class TrainingConfig:
     )
     log_every: int = _help("Record metrics every N steps.", default=1)
     device: str = _help("auto (CUDA when present, else CPU), cpu, cuda or mps.", default="auto")
+    cpu_threads: int = _help(
+        "Threads for CPU training (0 = automatic: 1 for small models, whose tiny matrix products run "
+        "slower when threads wait on each other; PyTorch's default for larger ones).",
+        default=0,
+    )
     gradient_checkpointing: bool = _help(
         "Trade compute for memory by recomputing activations (useful on large models, slower).", default=False
     )
@@ -295,7 +300,7 @@ def validate(cfg: RunConfig) -> None:
             f"[training] num_generations must be at least 2, got {t.num_generations}: GRPO compares "
             "completions of the same prompt. Use 4-16."
         )
-    for key in ("eval_every", "checkpoint_every", "warmup_steps"):
+    for key in ("eval_every", "checkpoint_every", "warmup_steps", "cpu_threads"):
         if getattr(t, key) < 0:
             raise ConfigError(f"[training] {key} must be 0 or more, got {getattr(t, key)}.")
     if not (t.learning_rate > 0 and math.isfinite(t.learning_rate)):
