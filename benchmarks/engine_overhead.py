@@ -50,7 +50,7 @@ def bare(config_path: str) -> None:
 
     from engine.algos.grpo import RecordingGRPOTrainer, grpo_args, lora_config  # noqa: F401 - same args builder
     from engine.data import read_jsonl
-    from engine.modeling import plan_device
+    from engine.modeling import plan_device, set_cpu_threads
 
     cfg = load_run_config(config_path)
     spec = importlib.util.spec_from_file_location(
@@ -77,6 +77,7 @@ def bare(config_path: str) -> None:
     plan = plan_device(cfg)
     tok = AutoTokenizer.from_pretrained(cfg.resolved_model())
     model = AutoModelForCausalLM.from_pretrained(cfg.resolved_model())
+    set_cpu_threads(cfg, plan, model)  # the same thread count the engine picks
     rows = read_jsonl(cfg.resolve(cfg.data.train))
     args = grpo_args(session, plan)  # type: ignore[arg-type]
     args.reward_weights = [weights["correct"], weights["format"]]
