@@ -7,6 +7,7 @@ exit code 2, and no traceback. Anything else is a bug: its traceback goes to std
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -189,6 +190,7 @@ def execute(workspace: Workspace, run_id: int, cfg: RunConfig, resume_from: dict
         if controller.stop_requested:
             raise StopRun()
         step = _train(session, resume_from)
+        session.flush()
         if controller.stop_requested or step < cfg.training.max_steps:
             session.set_status("stopped", step)
             control.emit("finished", run_id=run_id, status="stopped", step=step)
@@ -197,6 +199,8 @@ def execute(workspace: Workspace, run_id: int, cfg: RunConfig, resume_from: dict
             control.emit("finished", run_id=run_id, status="finished", step=step)
         return EXIT_OK
     except StopRun:
+        if session is not None:
+            session.flush()
         step = workspace.run(run_id)["step"]
         if session is not None:
             session.set_status("stopped", step)
@@ -205,9 +209,11 @@ def execute(workspace: Workspace, run_id: int, cfg: RunConfig, resume_from: dict
         control.emit("finished", run_id=run_id, status="stopped", step=step)
         return EXIT_OK
     except _input_errors() as exc:
+        _quiesce(session)
         _fail(workspace, run_id, str(exc), "input")
         return EXIT_INPUT
     except OSError as exc:
+        _quiesce(session)
         if exc.errno != 28:  # only ENOSPC is the user's to fix; other OS errors are reported as bugs below
             _fail(workspace, run_id, f"{type(exc).__name__}: {exc}", "bug", traceback.format_exc())
             return EXIT_BUG
@@ -220,6 +226,7 @@ def execute(workspace: Workspace, run_id: int, cfg: RunConfig, resume_from: dict
         )
         return EXIT_INPUT
     except MemoryError:
+        _quiesce(session)
         _fail(
             workspace,
             run_id,
@@ -228,11 +235,22 @@ def execute(workspace: Workspace, run_id: int, cfg: RunConfig, resume_from: dict
         )
         return EXIT_INPUT
     except Exception as exc:
+        _quiesce(session)
         _fail(workspace, run_id, f"{type(exc).__name__}: {exc}", "bug", traceback.format_exc())
         return EXIT_BUG
     finally:
         if session is not None:
-            session.rubric.close()
+            try:
+                session.close()
+            except Exception as exc:  # already reported above when it mattered
+                print(f"[engine] while closing: {exc}", file=sys.stderr)
+
+
+def _quiesce(session: Any) -> None:
+    """Let the recorder finish before the failure is written from this thread (errors were raised already)."""
+    if session is not None:
+        with contextlib.suppress(Exception):
+            session.flush()
 
 
 def _load_rubric(cfg: RunConfig, workspace: Workspace, run_id: int) -> Any:

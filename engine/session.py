@@ -20,6 +20,7 @@ from engine import control
 from engine.contract.config import RunConfig
 from engine.contract.paths import run_dir
 from engine.data import prompt_text, read_jsonl
+from engine.recorder import Recorder
 from engine.rewards.api import RewardBatch, ScoredBatch
 from engine.store import GroupRecord, RolloutRecord, Workspace
 
@@ -64,6 +65,7 @@ class RunSession:
     controller: control.Controller
     resumed_from_step: int = 0
     started: float = field(default_factory=time.time)
+    recorder: Recorder = field(default_factory=Recorder)
     _step_times: list[float] = field(default_factory=list)
     _step_began: float = 0.0
 
@@ -75,7 +77,19 @@ class RunSession:
         print(f"[run {self.run_id}] {message}", file=sys.stderr, flush=True)
 
     # ---- status ---------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Make every queued record durable (before a status change, a checkpoint, the end)."""
+        self.recorder.flush()
+
+    def close(self) -> None:
+        try:
+            self.recorder.flush()
+        finally:
+            self.recorder.close()
+            self.rubric.close()
+
     def set_status(self, status: str, step: int, error: str | None = None) -> None:
+        self.flush()
         self.workspace.set_status(self.run_id, status, error=error)
         self.workspace.log_event(self.run_id, "status", {"status": status, "step": step})
         control.emit("status", run_id=self.run_id, status=status, step=step)
@@ -138,10 +152,16 @@ class RunSession:
                     rollouts=records,
                 )
             )
+        self.recorder.submit(self._write_rollouts, step, groups)
+
+    def _write_rollouts(self, step: int, groups: list[GroupRecord]) -> None:  # on the recorder thread
         up_to = self.workspace.write_rollouts(self.run_id, step, groups)
         control.emit("rollouts_written", run_id=self.run_id, up_to_id=up_to, step=step)
 
     def record_metrics(self, step: int, values: dict[str, Any]) -> None:
+        self.recorder.submit(self._write_metrics, step, values)
+
+    def _write_metrics(self, step: int, values: dict[str, Any]) -> None:  # on the recorder thread
         if self.workspace.write_metrics(self.run_id, step, values):
             control.emit("metrics_written", run_id=self.run_id, step=step)
 
@@ -204,6 +224,7 @@ class RunSession:
                     "errors": errors,
                 }
             )
+        self.flush()
         self.workspace.write_evaluation(self.run_id, step, samples, summary)
         control.emit("eval_written", run_id=self.run_id, step=step, reward=summary["eval/reward/mean"])
         pretty = ", ".join(f"{k.split('/')[1]}={v:.3f}" for k, v in summary.items() if v is not None)
@@ -217,6 +238,7 @@ class RunSession:
         tmp = path / (COMPLETE_MARKER + ".tmp")
         tmp.write_text(json.dumps(marker))
         tmp.replace(path / COMPLETE_MARKER)
+        self.flush()  # the checkpoint's step is fully recorded before the checkpoint is
         self.workspace.add_checkpoint(self.run_id, step, str(path))
         self.workspace.log_event(self.run_id, "checkpoint_saved", {"step": step, "path": str(path)})
         control.emit("checkpoint_saved", run_id=self.run_id, step=step, path=str(path))
