@@ -3,8 +3,8 @@
 Bare: trl.GRPOTrainer with the demo's reward functions called in-process, nothing recorded.
 Engine: `rl-studio-engine run` with full recording (the rubric through its worker processes, every
 rollout, score and metric written to SQLite, events on stdout). Evaluation is off in both, and each
-side's time is its training loop only (model loading and imports excluded): from the first step's
-start to the last step's end.
+side's time is its training loop only (model loading, imports and the first step's warm-up excluded):
+from the end of the first step to the end of the last, the same clock points on both sides.
 
     python benchmarks/engine_overhead.py [--steps 40]
 
@@ -81,14 +81,11 @@ def bare(config_path: str) -> None:
     rows = read_jsonl(cfg.resolve(cfg.data.train))
     args = grpo_args(session, plan)  # type: ignore[arg-type]
     args.reward_weights = [weights["correct"], weights["format"]]
-    marks: dict[str, float] = {}
+    ends: list[float] = []
 
     class Clock(TrainerCallback):
-        def on_step_begin(self, *a, **k):  # type: ignore[no-untyped-def]
-            marks.setdefault("first", time.perf_counter())
-
         def on_step_end(self, *a, **k):  # type: ignore[no-untyped-def]
-            marks["last"] = time.perf_counter()
+            ends.append(time.time())
 
     trainer = GRPOTrainer(
         model=model,
@@ -100,7 +97,7 @@ def bare(config_path: str) -> None:
         callbacks=[Clock()],
     )  # type: ignore[arg-type]
     trainer.train()
-    print(json.dumps({"seconds": marks["last"] - marks["first"]}))
+    print(json.dumps({"seconds": ends[-1] - ends[0]}))
 
 
 def engine(config_path: Path, tmp: Path) -> float:
@@ -113,9 +110,8 @@ def engine(config_path: Path, tmp: Path) -> float:
         check=True,
     )
     events = [json.loads(line) for line in proc.stdout.splitlines()]
-    first = next(e["time"] for e in events if e["type"] == "status" and e["status"] == "running")
-    last = [e["time"] for e in events if e["type"] == "progress" and e.get("phase") == "train"][-1]
-    return last - first
+    ends = [e["time"] for e in events if e["type"] == "progress" and e.get("phase") == "train"]
+    return ends[-1] - ends[0]
 
 
 def main() -> None:
