@@ -6,7 +6,7 @@ rollout, score and metric written to SQLite, events on stdout). Evaluation is of
 side's time is its training loop only (model loading, imports and the first step's warm-up excluded):
 from the end of the first step to the end of the last, the same clock points on both sides.
 
-    python benchmarks/engine_overhead.py [--steps 40]
+    python benchmarks/engine_overhead.py [--steps 60] [--repeats 3]
 
 Goal: engine / bare <= 1.05.
 """
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -116,26 +117,34 @@ def engine(config_path: Path, tmp: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bare-child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare_child:
         bare(args.bare_child)
         return
+    bare_runs, engine_runs = [], []
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
         cfg = bench_config(tmp, args.steps)
-        out = subprocess.run(
-            [sys.executable, __file__, "--bare-child", str(cfg)],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            check=True,
-        ).stdout
-        bare_s = json.loads(out.strip().splitlines()[-1])["seconds"]
-        engine_s = engine(cfg, tmp)
+        for i in range(args.repeats):  # alternate, so a busy spell on the machine hits both sides
+            out = subprocess.run(
+                [sys.executable, __file__, "--bare-child", str(cfg)],
+                capture_output=True,
+                text=True,
+                cwd=REPO,
+                check=True,
+            ).stdout
+            bare_runs.append(json.loads(out.strip().splitlines()[-1])["seconds"])
+            run_dir = tmp / f"engine{i}"
+            run_dir.mkdir()
+            engine_runs.append(engine(cfg, run_dir))
+    bare_s, engine_s = statistics.median(bare_runs), statistics.median(engine_runs)
     print(
-        f"{args.steps} steps: bare trl.GRPOTrainer {bare_s:.2f}s, engine with full recording {engine_s:.2f}s"
+        f"{args.steps} steps x {args.repeats} runs each (median): bare trl.GRPOTrainer {bare_s:.2f}s "
+        f"{[round(x, 2) for x in bare_runs]}, engine with full recording {engine_s:.2f}s "
+        f"{[round(x, 2) for x in engine_runs]}"
     )
     print(f"engine / bare = {engine_s / bare_s:.3f} (goal <= 1.05)")
 
