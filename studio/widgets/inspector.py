@@ -11,7 +11,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
-from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut
+from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -133,6 +133,7 @@ class InspectorView(QWidget):
         self._shown_history: int | None = None
         self._pending_select: int | None = None
         self._sized_for: tuple[str, ...] = ()
+        self._source_stale = True
         self._shortcuts()
 
         self.model.sig_state_changed.connect(self._update_status)
@@ -206,6 +207,20 @@ class InspectorView(QWidget):
         self._run_changed(self.state.current_run)
 
     def _run_changed(self, run_id: int | None) -> None:
+        # A hidden inspector reads nothing: it catches up when it is shown (showEvent).
+        self._source_stale = not self.isVisible()
+        if not self._source_stale:
+            self._load_run(run_id)
+
+    def showEvent(self, event: QShowEvent) -> None:
+        super().showEvent(event)
+        if self._source_stale:
+            self._source_stale = False
+            self._load_run(self.state.current_run)
+        else:
+            self.model.poll_tail()
+
+    def _load_run(self, run_id: int | None) -> None:
         path = self.state.db.path if self.state.db else None
         self._shown_group = self._shown_history = None
         self.group.clear(
@@ -216,12 +231,12 @@ class InspectorView(QWidget):
         self._update_title()
 
     def _runs_changed(self, runs: list[RunRow]) -> None:
-        if any(r.id == self.model.run_id for r in runs):
+        if self.isVisible() and any(r.id == self.model.run_id for r in runs):
             self._update_title()
             self.model.poll_tail()  # a run's step moves after its rollouts are committed
 
     def _engine_event(self, _proc: object, event: Event) -> None:
-        if event.type == "rollouts_written" and event.run_id == self.model.run_id:
+        if event.type == "rollouts_written" and event.run_id == self.model.run_id and self.isVisible():
             self.model.poll_tail()
 
     def _run_restarted(self, run_id: int) -> None:
