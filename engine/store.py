@@ -77,6 +77,10 @@ class Workspace:
             parent.mkdir(parents=True, exist_ok=True)
         try:
             self.conn = connect(self.path)
+            # Checkpoint the WAL every ~16 MB instead of SQLite's 4 MB: the tail pages of the indexes are
+            # rewritten at every checkpoint, so fewer, larger ones write rollouts ~25% faster (measured
+            # with benchmarks/store_throughput.py).
+            self.conn.execute("PRAGMA wal_autocheckpoint = 4000")
             migrate(self.conn)
         except sqlite3.DatabaseError as exc:
             raise StoreError(
