@@ -45,6 +45,10 @@ _CANCEL_CHECK_STEPS = 20_000  # SQLite VM steps between checks for a newer gener
 Index = QModelIndex | QPersistentModelIndex
 
 GOOD_COLOR, BAD_COLOR, MUTED_COLOR, WARN_COLOR = "#1f8a4c", "#c53030", "#718096", "#b7791f"
+_DISPLAY, _TOOLTIP = int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.ToolTipRole)
+_FOREGROUND, _ALIGN = int(Qt.ItemDataRole.ForegroundRole), int(Qt.ItemDataRole.TextAlignmentRole)
+_ROLES = frozenset({_DISPLAY, _TOOLTIP, _FOREGROUND, _ALIGN, ROLLOUT_ID_ROLE, ROW_ROLE})
+_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
 
 
 # ---- background queries --------------------------------------------------------------------------------
@@ -153,6 +157,8 @@ class RolloutsModel(QAbstractTableModel):
         self.scanned = 0.0
         self._rows: list[RolloutRow] = []
         self._where: dict[int, int] = {}
+        self._cells: list[tuple[tuple[str, ...], tuple[QColor | None, ...]] | None] = []
+        """Each row's display texts and colours, made when first painted."""
         self._gen = 0
         self._cursor: int | None = None
         self._done = True
@@ -198,7 +204,7 @@ class RolloutsModel(QAbstractTableModel):
         self._gen += 1
         self._pages.latest = self._counts.latest = self._gen  # cancel what still runs for the old one
         self.beginResetModel()
-        self._rows, self._where = [], {}
+        self._rows, self._where, self._cells = [], {}, []
         self._cursor, self._busy, self._tail_wanted = None, False, False
         self._done = self.path is None or self.run_id is None
         self.matching = self.total = None
@@ -281,6 +287,7 @@ class RolloutsModel(QAbstractTableModel):
             for i, row in enumerate(fresh):
                 self._where[row.id] = start + i
             self._rows.extend(fresh)
+            self._cells.extend([None] * len(fresh))
             self.endInsertRows()
         self._cursor = w.cursor
         if w.scanned >= 0:
@@ -302,6 +309,7 @@ class RolloutsModel(QAbstractTableModel):
             at = len(self.FIXED_HEAD) + len(self.criteria)
             self.beginInsertColumns(QModelIndex(), at, at + len(new) - 1)
             self.criteria.extend(new)
+            self._cells = [None] * len(self._rows)
             self.endInsertColumns()
 
     # ---- counts ----------------------------------------------------------------------------------
@@ -343,6 +351,7 @@ class RolloutsModel(QAbstractTableModel):
             return
         r = self._rows[row]
         r.label, r.note = label, note
+        self._cells[row] = None
         col = self.columnCount() - 1
         self.dataChanged.emit(self.index(row, col), self.index(row, col))
 
@@ -376,24 +385,37 @@ class RolloutsModel(QAbstractTableModel):
             return _HEADER_TIPS.get(name)
         return None
 
-    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
-        r = self.rollout(index.row())
-        if r is None:
+    def data(self, index: Index, role: int = _DISPLAY) -> Any:
+        # A full repaint asks for ~2,000 cells x roles: answer from a per-row cache, decline other roles early.
+        if role not in _ROLES:
             return None
+        row = index.row()
+        if not 0 <= row < len(self._rows):
+            return None
+        r = self._rows[row]
+        if role in (_DISPLAY, _FOREGROUND):
+            cells = self._cells[row]
+            if cells is None:
+                cells = self._cells[row] = self._format(r)
+            return cells[0 if role == _DISPLAY else 1][index.column()]
+        if role == _ALIGN:
+            return (
+                None if index.column() in (1, 2) or self.column_name(index.column()) == "Errors" else _RIGHT
+            )
         if role == ROLLOUT_ID_ROLE:
             return r.id
         if role == ROW_ROLE:
             return r
         name = self.column_name(index.column())
-        if role == Qt.ItemDataRole.DisplayRole:
-            return _display(r, name, name in self.criteria)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return _tooltip(r, name, name in self.criteria)
-        if role == Qt.ItemDataRole.ForegroundRole:
-            return _foreground(r, name, name in self.criteria)
-        if role == Qt.ItemDataRole.TextAlignmentRole and name not in ("Prompt", "Completion", "Errors"):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
+        return _tooltip(r, name, name in self.criteria)
+
+    def _format(self, r: RolloutRow) -> tuple[tuple[str, ...], tuple[QColor | None, ...]]:
+        names = [self.column_name(c) for c in range(self.columnCount())]
+        crit = set(self.criteria)
+        return (
+            tuple(_display(r, n, n in crit) for n in names),
+            tuple(_foreground(r, n, n in crit) for n in names),
+        )
 
 
 _HEADER_TIPS = {
@@ -409,7 +431,8 @@ _HEADER_TIPS = {
 }
 
 
-def _one_line(text: str, limit: int = 160) -> str:
+def _one_line(text: str, limit: int = 110) -> str:
+    # Cut to about what a wide column shows: Qt lays out the whole string to elide it, on every paint.
     flat = text.replace("\r", "").replace("\n", " ⏎ ")
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
@@ -428,7 +451,7 @@ def _display(r: RolloutRow, name: str, criterion: bool) -> str:
     if name == "Step":
         return str(r.step)
     if name == "Prompt":
-        return _one_line(r.prompt, 80)
+        return _one_line(r.prompt, 60)
     if name == "Completion":
         return _one_line(r.completion)
     if name == "Reward":
@@ -463,18 +486,21 @@ def _tooltip(r: RolloutRow, name: str, criterion: bool) -> str | None:
     return None
 
 
+_GOOD, _BAD, _MUTED, _WARN = (QColor(c) for c in (GOOD_COLOR, BAD_COLOR, MUTED_COLOR, WARN_COLOR))
+
+
 def _foreground(r: RolloutRow, name: str, criterion: bool) -> QColor | None:
     if (criterion and name in r.errors) or name == "Errors":
-        return QColor(BAD_COLOR)
+        return _BAD
     if name == "Adv.":
         if r.group_std is not None and r.group_std <= rq.ZERO_STD:
-            return QColor(MUTED_COLOR)
+            return _MUTED
         if r.advantage is not None:
-            return QColor(GOOD_COLOR if r.advantage > 0 else BAD_COLOR if r.advantage < 0 else MUTED_COLOR)
+            return _GOOD if r.advantage > 0 else _BAD if r.advantage < 0 else _MUTED
     if name == "Trunc.":
-        return QColor(WARN_COLOR)
+        return _WARN
     if name == "Label":
-        return QColor(GOOD_COLOR if r.label == 1 else BAD_COLOR if r.label == -1 else MUTED_COLOR)
+        return _GOOD if r.label == 1 else _BAD if r.label == -1 else _MUTED
     if name in ("Step", "Tokens"):
-        return QColor(MUTED_COLOR)
+        return _MUTED
     return None
