@@ -42,13 +42,17 @@ class RubricSession(QObject):
         self.dataset: DatasetRow | None = None
 
     # ---- loading ---------------------------------------------------------------------------------------
-    def load_document(self, doc: RubricDocument, base: VersionInfo | None, origin: str) -> None:
+    def load_document(
+        self, doc: RubricDocument, base: VersionInfo | None, origin: str, pristine: bool = False
+    ) -> None:
+        """Replace the document. It is dirty (has something to save) unless it came from a stored
+        version, or is `pristine` (a new rubric nobody has typed into yet)."""
         self.doc = doc
         self.base = base
         self.origin = origin
-        self._base_sha = doc.sha256 if base is not None else None
+        self._base_sha = doc.sha256 if base is not None or pristine else None
         self.sig_loaded.emit()
-        self._update_dirty(base is None)
+        self._update_dirty(self._base_sha is None)
 
     def load_version(self, version_id: int) -> bool:
         db = self.state.db
@@ -67,7 +71,7 @@ class RubricSession(QObject):
         self.sig_versions_changed.emit()
 
     def new_rubric(self) -> None:
-        self.load_document(RubricDocument(NEW_RUBRIC), None, "new rubric")
+        self.load_document(RubricDocument(NEW_RUBRIC), None, "new rubric", pristine=True)
 
     def import_file(self, path: Path) -> None:
         """Load a rubric TOML file and the files it uses. Raises OSError/UnicodeDecodeError."""
@@ -75,8 +79,6 @@ class RubricSession(QObject):
         db = self.state.db
         stored = rubric_store.find_version(db, doc) if db else None
         self.load_document(doc, stored, f"imported from {path}")
-        if stored is None:
-            self._update_dirty(True)
 
     # ---- editing ---------------------------------------------------------------------------------------
     def changed(self, origin: str) -> None:

@@ -191,8 +191,7 @@ class CodePane(QWidget):
         if origin == "code":
             return
         # The table or the TOML pane may have added, renamed or re-pointed criteria.
-        keys = [e.key for e in code_entries(self.session)]
-        if keys != [e.key for e in self.entries]:
+        if code_entries(self.session) != self.entries:
             self.refresh_entries()
         elif self.entry is not None:
             text = self._code(self.entry)

@@ -64,6 +64,7 @@ class RedTeamPane(QWidget):
 
         self.table = QTableWidget(0, 4)
         self.table.setObjectName("redteamResults")
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setHorizontalHeaderLabels(["Cheat", "Mean total", "Flagged", "Example"])
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
