@@ -113,8 +113,8 @@ class InspectorView(QWidget):
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(self.table_stack)
         self.splitter.addWidget(self.tabs)
-        self.splitter.setStretchFactor(0, 4)
-        self.splitter.setStretchFactor(1, 5)
+        self.splitter.setStretchFactor(0, 1)
+        self.splitter.setStretchFactor(1, 1)
         self.splitter.setChildrenCollapsible(False)
 
         head = QHBoxLayout()
@@ -134,6 +134,7 @@ class InspectorView(QWidget):
         self._pending_select: int | None = None
         self._sized_for: tuple[str, ...] = ()
         self._source_stale = True
+        self._split_once = False
         self._shortcuts()
 
         self.model.sig_state_changed.connect(self._update_status)
@@ -214,6 +215,10 @@ class InspectorView(QWidget):
 
     def showEvent(self, event: QShowEvent) -> None:
         super().showEvent(event)
+        if not self._split_once:
+            self._split_once = True
+            total = max(self.splitter.height(), 400)
+            self.splitter.setSizes([total * 11 // 20, total * 9 // 20])  # the table a little taller
         if self._source_stale:
             self._source_stale = False
             self._load_run(self.state.current_run)
@@ -366,6 +371,10 @@ class InspectorView(QWidget):
                 message = "This run recorded no rollouts."
         if message:
             self.empty.setText(message)
+            if m.rowCount() == 0 and self.group.detail is not None:
+                self._shown_group = self._shown_history = None
+                self.group.clear("No rollout selected.")
+                self.history.clear("No rollout selected.")
         self.table_stack.setCurrentWidget(self.empty if message else self.table)
 
     # ---- labels ------------------------------------------------------------------------------------

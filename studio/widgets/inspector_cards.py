@@ -140,7 +140,7 @@ class RolloutCard(QFrame):
         self.text.setObjectName("completionText")
         self.text.setOpenLinks(False)
         self.text.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.text.setMinimumHeight(90)
+        self.text.setMinimumHeight(48)
         self.good = self._button("▲", "Good completion (+)", 1)
         self.bad = self._button("▼", "Bad completion (-)", -1)
         self.note_button = QToolButton()

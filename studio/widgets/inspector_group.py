@@ -8,7 +8,7 @@ import math
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QBrush, QColor, QKeyEvent
+from PySide6.QtGui import QBrush, QColor, QKeyEvent, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHBoxLayout,
@@ -27,6 +27,7 @@ from studio.widgets.inspector_cards import CARD_STYLE, RolloutCard, criterion_ra
 from studio.widgets.inspector_text import render_html, reward_color
 
 PREVIEW = 90
+INLINE_PROMPT = 60
 
 
 def _rewards_range(rows: list[RolloutRow]) -> tuple[float, float]:
@@ -64,7 +65,7 @@ class GroupView(QWidget):
         self.prompt = QTextBrowser()
         self.prompt.setObjectName("promptText")
         self.prompt.setFocusPolicy(Qt.FocusPolicy.NoFocus)
-        self.prompt.setMaximumHeight(58)
+        self.prompt.setFixedHeight(30)
         self.prompt.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.strip = QWidget()
         self.strip_layout = QHBoxLayout(self.strip)
@@ -75,6 +76,7 @@ class GroupView(QWidget):
         self.scroller.setWidgetResizable(True)
         self.scroller.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.scroller.setFrameShape(QScrollArea.Shape.NoFrame)
+        self.scroller.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroller.setWidget(self.strip)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
@@ -103,14 +105,19 @@ class GroupView(QWidget):
         self.detail = detail
         self._shown = (criteria, weights, visible, highlight)
         n = len(detail.rollouts)
+        # A short one-line prompt goes in the title; a longer one gets its own box.
+        inline = len(detail.prompt) <= INLINE_PROMPT and "\n" not in detail.prompt
+        shown = detail.prompt.replace(" ", "·") if visible else detail.prompt
+        prompt = f"“{html.escape(shown)}” " if inline else ""
         self.title.setText(
-            f"<b>Group</b> · step {detail.step} · prompt "
+            f"<b>Group</b> · step {detail.step} · prompt {prompt}"
             f"{'#' + str(detail.prompt_index) if detail.prompt_index is not None else '(no dataset row)'}"
             f" · {n} completion{'s' if n != 1 else ''} · {_stats(detail.reward_mean, detail.reward_std)}"
             ' · <span style="color:#718096">←/→ move · +/- label · N note · P over training</span>'
         )
         self.prompt.setHtml(render_html(detail.prompt, visible))
-        self.prompt.show()
+        self.prompt.setVisible(not inline)
+        self._fit_prompt()
         while len(self.cards) < n:
             card = RolloutCard()
             card.sig_label.connect(self.sig_label)
@@ -131,6 +138,19 @@ class GroupView(QWidget):
         ids = [r.id for r in detail.rollouts]
         self.set_current(ids.index(selected) if selected in ids else 0, scroll=True, announce=False)
 
+    def _fit_prompt(self) -> None:
+        """As tall as the prompt, up to four lines (then it scrolls)."""
+        doc = self.prompt.document()
+        doc.setTextWidth(max(self.prompt.viewport().width(), 200))
+        line = self.prompt.fontMetrics().lineSpacing()
+        height = min(int(doc.size().height()), 4 * line + 8) + 2 * self.prompt.frameWidth() + 2
+        self.prompt.setFixedHeight(max(height, line + 12))
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        if self.detail is not None:
+            self._fit_prompt()
+
     def rerender(self, visible: bool, highlight: list[str]) -> None:
         if self.detail is not None:
             criteria, weights, _, _ = self._shown
@@ -150,9 +170,18 @@ class GroupView(QWidget):
         for j, card in enumerate(self.cards):
             card.set_current(j == i)
         if scroll:
-            self.scroller.ensureWidgetVisible(self.cards[i], 10, 0)
+            self._scroll_to(self.cards[i])
         if announce:
             self.sig_current.emit(self.detail.rollouts[i].id)
+
+    def _scroll_to(self, card: RolloutCard) -> None:
+        """Bring a card into view sideways (ensureWidgetVisible would also scroll up and down)."""
+        bar = self.scroller.horizontalScrollBar()
+        left, width = card.x(), self.scroller.viewport().width()
+        if left < bar.value():
+            bar.setValue(left - 8)
+        elif left + card.width() > bar.value() + width:
+            bar.setValue(left + card.width() - width + 8)
 
     def update_label(self, rollout_id: int, label: int, note: str) -> None:
         for card in self.cards:
@@ -195,7 +224,7 @@ class PromptHistoryView(QWidget):
         self.title = QLabel()
         self.title.setWordWrap(True)
         self.plot = pg.PlotWidget(background="w")
-        self.plot.setFixedHeight(110)
+        self.plot.setFixedWidth(300)
         self.plot.setMenuEnabled(False)
         self.plot.setMouseEnabled(x=False, y=False)
         self.plot.hideButtons()
@@ -217,8 +246,10 @@ class PromptHistoryView(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(8, 6, 8, 6)
         layout.addWidget(self.title)
-        layout.addWidget(self.plot)
-        layout.addWidget(self.table, 1)
+        body = QHBoxLayout()
+        body.addWidget(self.table, 1)
+        body.addWidget(self.plot)
+        layout.addLayout(body, 1)
         self.clear("Select a rollout, then press P to see its prompt at every step it was sampled.")
 
     def clear(self, message: str) -> None:
