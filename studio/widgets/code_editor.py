@@ -194,13 +194,16 @@ class CodeEditor(QPlainTextEdit):
             return True
         return super().event(e)
 
-    def go_to(self, line: int, col: int = 0) -> None:
+    def go_to(self, line: int, col: int = 0, focus: bool = True) -> None:
         block = self.document().findBlockByNumber(max(0, line - 1))
         cursor = QTextCursor(block)
         cursor.setPosition(block.position() + min(col, len(block.text())))
         self.setTextCursor(cursor)
-        self.centerCursor()
-        self.setFocus()
+        if focus:
+            self.centerCursor()
+            self.setFocus()
+        else:  # show the line near the top, as an editor does when it opens a definition
+            self.verticalScrollBar().setValue(max(0, line - 3))
 
     # ---- keys --------------------------------------------------------------------------------------------
     def keyPressEvent(self, e: QKeyEvent) -> None:

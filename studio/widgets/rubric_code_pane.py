@@ -3,6 +3,7 @@ its problems inline and in a list (click one to jump to its line)."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt, Signal
@@ -143,6 +144,13 @@ class CodePane(QWidget):
             index = next((i for i, e in enumerate(self.entries) if e.key == key), -1)
         if index >= 0 and index != self.picker.currentIndex():
             self.picker.setCurrentIndex(index)
+        if target.function:  # show the criterion's own function in a file that holds several
+            match = re.search(
+                rf"^[ \t]*(?:async\s+)?def\s+{re.escape(target.function)}\b", self.editor.toPlainText(), re.M
+            )
+            if match:
+                line = self.editor.toPlainText().count("\n", 0, match.start()) + 1
+                self.editor.go_to(line, 0, focus=False)
 
     def _picked(self, index: int) -> None:
         if not self._loading:

@@ -70,6 +70,7 @@ class RubricEditorView(QWidget):
         self.dataset_combo = QComboBox()
         self.dataset_combo.setToolTip("The dataset whose columns are checked and whose rows are tested")
         self.dataset_combo.setMinimumWidth(150)
+        self.dataset_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
         self.dataset_combo.currentIndexChanged.connect(self._dataset_picked)
         self.new_button = self._button("New", "Start a new rubric", self.new_rubric)
         self.import_button = self._button(
@@ -179,7 +180,7 @@ class RubricEditorView(QWidget):
         self.dataset_combo.clear()
         for d in datasets:
             rows = f"{d.rows:,}" if d.rows is not None else "?"
-            self.dataset_combo.addItem(f"{d.name} ({rows} rows)", d.id)
+            self.dataset_combo.addItem(f"{d.name} · {rows}", d.id)
             self.dataset_combo.setItemData(
                 self.dataset_combo.count() - 1,
                 f"{d.path}\ncolumns: {', '.join(d.columns)}",
@@ -307,11 +308,9 @@ class RubricEditorView(QWidget):
             return None
         self.note_edit.clear()
         self.versions.select_version(result.version_id)
-        what = "saved as" if result.created else "identical to"
-        self.version_label.setText(f"v{result.version} · {what} v{result.version}")
-        self.version_label.setToolTip(
-            "" if result.created else "Identical content: the stored version is reused"
-        )
+        self._update_header()
+        if not result.created:
+            self.version_label.setText(f"v{result.version} · unchanged, nothing new to save")
         return result
 
     def run_test(self) -> bool:

@@ -62,10 +62,11 @@ class VersionsPane(QWidget):
         self.list.setHeaderLabels(["Version", "Saved", "Note", "Used by runs"])
         self.list.setRootIsDecorated(False)
         self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.list.header().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
-        self.list.setColumnWidth(0, 90)
-        self.list.setColumnWidth(1, 120)
-        self.list.setColumnWidth(3, 170)
+        header = self.list.header()
+        header.setStretchLastSection(False)
+        for col in (0, 1, 3):
+            header.setSectionResizeMode(col, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)
         self.list.currentItemChanged.connect(lambda *_: self._selection_changed())
         self.list.itemDoubleClicked.connect(self._double_clicked)
 

@@ -61,6 +61,8 @@ def test_opens_the_newest_version_with_the_demo_dataset(view: RubricEditorView) 
     assert view.session.dataset is not None and view.session.dataset.name == "demo-eval"
     assert view.code.entry is not None and view.code.entry.path == "rewards.py"
     assert "def correct(" in view.code.editor.toPlainText()
+    line = view.code.editor.textCursor().block().text()
+    assert line.startswith("def correct(")  # the selected criterion's own function is shown
     assert "no problems" in view.problem_label.text()
     assert view.toml.editor.toPlainText() == view.session.doc.text
 
@@ -162,10 +164,10 @@ def test_a_typed_sample_with_columns(qtbot, view: RubricEditorView) -> None:
     view.test.prompt.setText("2+3=")
     view.test.completion.setPlainText("<answer>6</answer>")
     view.test.columns.setText('answer = "5"')
-    with qtbot.waitSignal(view.test.sig_ran, timeout=ENGINE_TIMEOUT_MS):
-        qtbot.keyClick(
-            view, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier
-        )  # Ctrl+Enter runs the test
+    view.test.completion.setFocus()
+    with qtbot.waitSignal(view.test.sig_ran, timeout=ENGINE_TIMEOUT_MS):  # Ctrl+Enter runs the test
+        qtbot.keyClick(view.test.completion, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    assert view.test.completion.toPlainText() == "<answer>6</answer>"  # no newline typed
     assert cell(view, 0, "correct") == "0.000" and cell(view, 0, "format") == "1.000"
     assert cell(view, 0, "Total") == "0.200"
 
@@ -258,6 +260,10 @@ def test_ctrl_s_saves_a_version_and_versions_can_be_diffed_and_restored(
 ) -> None:
     qtbot.keyClick(view, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     assert [v.version for v in view.versions.versions] == [1]  # unchanged: v1 is reused
+    assert "unchanged" in view.version_label.text()
+    view.code.editor.setFocus()  # the shortcut works while typing code too
+    qtbot.keyClick(view.code.editor, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    assert [v.version for v in view.versions.versions] == [1]
     model = view.criteria.model
     model.setData(model.index(1, WEIGHT), 0.5)
     view.note_edit.setText("more weight on format")
