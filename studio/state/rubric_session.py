@@ -118,6 +118,13 @@ class RubricSession(QObject):
             self.state.sig_authored_changed.emit()
         return result
 
+    def refresh_base(self) -> None:
+        """Re-read the base version (its runs change as runs start)."""
+        db = self.state.db
+        if db is not None and self.base is not None:
+            stored = rubric_store.load(db, self.base.id)
+            self.base = stored.info if stored else self.base
+
     def versions(self) -> list[VersionInfo]:
         db = self.state.db
         return rubric_store.versions(db, self.doc.name) if db and self.doc.name else []

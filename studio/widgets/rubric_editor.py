@@ -37,6 +37,7 @@ from studio.state.rubric_checks import Report
 from studio.state.rubric_session import RubricSession
 from studio.state.rubric_store import SaveResult
 from studio.state.studio_state import StudioState
+from studio.state.workspace import RunRow
 from studio.widgets.rubric_code_pane import CodePane
 from studio.widgets.rubric_criteria import CriteriaPanel
 from studio.widgets.rubric_redteam_pane import RedTeamPane
@@ -141,6 +142,11 @@ class RubricEditorView(QWidget):
         state.sig_workspace_changed.connect(self._workspace_changed)
         state.sig_authored_changed.connect(self._refresh_datasets)
         state.sig_show_rubric_version.connect(self.open_version)
+        state.sig_runs_changed.connect(self._runs_changed)
+        self._known_runs: set[int] = set()
+        app = QApplication.instance()
+        if app is not None:  # no engine job outlives the studio
+            app.aboutToQuit.connect(self.cancel_jobs)
         self._shortcuts()
         self._workspace_changed()
 
@@ -170,8 +176,18 @@ class RubricEditorView(QWidget):
     def _workspace_changed(self) -> None:
         self.test.job.cancel()
         self.redteam.job.cancel()
+        self._known_runs = set()
         self._refresh_datasets()
         self.session.load_latest()
+
+    def _runs_changed(self, runs: list[RunRow]) -> None:
+        """A new run may have linked a rubric version: refresh 'used by runs' (not on every step)."""
+        new = {r.id for r in runs} - self._known_runs
+        if new:
+            self._known_runs |= new
+            self.session.refresh_base()
+            self.versions.refresh()
+            self._update_header()
 
     def _refresh_datasets(self) -> None:
         datasets = self.session.datasets()

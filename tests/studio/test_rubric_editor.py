@@ -4,10 +4,12 @@ and red-team panes against the real `rubric test` / `rubric redteam` engine subp
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import add_run
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QTextCursor
 
@@ -280,6 +282,21 @@ def test_ctrl_s_saves_a_version_and_versions_can_be_diffed_and_restored(
     view.versions.restore.click()
     assert view.session.base is not None and view.session.base.version == 1
     assert view.criteria.model.data(view.criteria.model.index(1, WEIGHT)) == "0.2"
+
+
+def test_a_run_that_starts_on_a_version_shows_under_it(qtbot, view: RubricEditorView, ws_path: Path) -> None:
+    version_id = view.versions.versions[0].id
+    assert view.versions.list.topLevelItem(0).text(3) == "—"
+    run_id = add_run(ws_path, name="demo-arith", steps=2)
+    conn = sqlite3.connect(ws_path)
+    with conn:  # what the engine does when a run loads the rubric
+        conn.execute("UPDATE runs SET rubric_version_id = ? WHERE id = ?", (version_id, run_id))
+    conn.close()
+    view.state.refresh()
+    qtbot.waitUntil(
+        lambda: view.versions.list.topLevelItem(0).text(3) == f"#{run_id} demo-arith", timeout=5000
+    )
+    assert "used by 1 run" in view.version_label.text()
 
 
 def test_unsaved_changes_are_not_lost_without_asking(qtbot, view: RubricEditorView) -> None:
