@@ -132,8 +132,9 @@ class CodePane(QWidget):
         self._loading = False
         self._show(self.entries[index] if index >= 0 else None)
 
-    def show_criterion(self, row: int) -> None:
-        """Follow the table's selection: show the criterion's code (criteria without code change nothing)."""
+    def show_criterion(self, row: int, reveal: bool = True) -> None:
+        """Follow the table's selection: show the criterion's code (criteria without code change nothing),
+        scrolled to its function when `reveal`."""
         target = self.session.doc.code_target(row)
         if target is None:
             return
@@ -144,7 +145,7 @@ class CodePane(QWidget):
             index = next((i for i, e in enumerate(self.entries) if e.key == key), -1)
         if index >= 0 and index != self.picker.currentIndex():
             self.picker.setCurrentIndex(index)
-        if target.function:  # show the criterion's own function in a file that holds several
+        if reveal and target.function:  # show the criterion's own function in a file that holds several
             match = re.search(
                 rf"^[ \t]*(?:async\s+)?def\s+{re.escape(target.function)}\b", self.editor.toPlainText(), re.M
             )

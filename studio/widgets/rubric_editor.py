@@ -135,7 +135,7 @@ class RubricEditorView(QWidget):
         self._validate_timer.setSingleShot(True)
         self._validate_timer.setInterval(VALIDATE_MS)
         self._validate_timer.timeout.connect(self.validate)
-        self.session.sig_changed.connect(lambda _origin: self._validate_timer.start())
+        self.session.sig_changed.connect(self._doc_changed)
         self.session.sig_loaded.connect(self._loaded)
         self.session.sig_dirty_changed.connect(lambda _d: self._update_header())
         self.session.sig_dataset_changed.connect(lambda _d: self.validate())
@@ -179,6 +179,11 @@ class RubricEditorView(QWidget):
         self._known_runs = set()
         self._refresh_datasets()
         self.session.load_latest()
+
+    def _doc_changed(self, origin: str) -> None:
+        self._validate_timer.start()
+        if origin == "table":  # a rename or a new source may have moved the selected criterion's code
+            self.code.show_criterion(self.criteria.current_row(), reveal=False)
 
     def _runs_changed(self, runs: list[RunRow]) -> None:
         """A new run may have linked a rubric version: refresh 'used by runs' (not on every step)."""

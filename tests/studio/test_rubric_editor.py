@@ -114,6 +114,10 @@ def test_validation_as_you_type_marks_syntax_signature_and_column_problems(
     assert "no problems" in view.problem_label.text()
     # The inline code is in the TOML, which the engine will read.
     assert "def f(completion, answer):" in view.session.doc.text
+    # Renaming the criterion keeps its code on screen.
+    view.criteria.model.setData(view.criteria.model.index(row, NAME), "renamed")
+    assert view.code.entry is not None and view.code.entry.key == "inline:renamed"
+    assert editor.toPlainText().startswith("def f(completion, answer):")
 
 
 def test_editing_the_toml_updates_the_table_and_a_parse_error_is_marked(
