@@ -345,3 +345,31 @@ def test_screenshot_of_the_rubric_view(qtbot, state: StudioState, tmp_path: Path
     out = tmp_path / "rubric.png"
     assert main(["--workspace", state.db.path, "--screenshot", str(out), "--view", "rubric"]) == 0
     assert out.stat().st_size > 20_000
+
+
+def test_the_editor_never_imports_reward_code_or_the_engine_rewards(
+    state: StudioState, tmp_path: Path
+) -> None:
+    """Validation is static and tests run in a subprocess: the GUI process holds no user code."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    assert state.db is not None
+    seed_demo(state.db)
+    code = (
+        "import sys, json\n"
+        "from studio.app import main\n"
+        f"assert main(['--workspace', {state.db.path!r}, '--screenshot', {str(tmp_path / 's.png')!r},"
+        " '--view', 'rubric']) == 0\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('engine.rewards') or m == 'rewards')))\n"
+    )
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
