@@ -36,6 +36,10 @@ def take_screenshot(
             state.load_metrics(run_id, background=False)  # the full history, not the overview
             state.select_run(run_id)
     window.show_view(view)
+    # A view may fill itself with real content first (the rubric editor runs its test on sample rows).
+    prepare = getattr(window.views.get(view), "prepare_screenshot", None)
+    if callable(prepare):
+        prepare()
     _settle(0.4)
     window.dashboard.grid.refresh()
     _settle(0.3)
