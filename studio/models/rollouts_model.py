@@ -9,6 +9,14 @@ run writes later are the next page of the same query.
 
 Why Python threads and not QThread: a daemon thread needs no teardown order with Qt objects (a QThread
 destroyed while it runs aborts the process); results still reach the GUI thread as queued signals.
+
+Why a QStandardItemModel: painting a table asks the model for ~9 things per visible cell (data for 7
+roles, row and column counts). Answered by Python, each is a call from C++ into Python, and a full
+repaint of a large table cost twice Qt's own (benchmarks/studio_inspector.py). So the worker thread
+turns each page into plain per-cell role dicts, and the GUI thread stores them into C++ items with
+setItemData, APPLY_ROWS rows per turn of the event loop: painting never enters Python. (Python-made
+QStandardItems would do too, but each keeps a Python wrapper alive: twelve per row for the garbage
+collector to walk, which made its pauses longer than a frame after a few thousand rows.)
 """
 
 from __future__ import annotations
@@ -18,37 +26,31 @@ import math
 import queue
 import sqlite3
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from PySide6.QtCore import (
-    QAbstractTableModel,
-    QModelIndex,
-    QObject,
-    QPersistentModelIndex,
-    Qt,
-    QTimer,
-    Signal,
-)
-from PySide6.QtGui import QColor
+from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
+from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
 
 from engine.contract import schema
 from studio.state import rollout_query as rq
 from studio.state.rollout_query import RolloutFilter, RolloutRow
 
+Cells = list[dict[int, Any]]
 ROLLOUT_ID_ROLE = Qt.ItemDataRole.UserRole + 1
-ROW_ROLE = Qt.ItemDataRole.UserRole + 2
 RECOUNT_MS = 3000
+APPLY_ROWS = 40
+"""Rows stored into the table per turn of the event loop (about 2 ms each)."""
 _CANCEL_CHECK_STEPS = 20_000  # SQLite VM steps between checks for a newer generation
 
 Index = QModelIndex | QPersistentModelIndex
 
 GOOD_COLOR, BAD_COLOR, MUTED_COLOR, WARN_COLOR = "#1f8a4c", "#c53030", "#718096", "#b7791f"
-_DISPLAY, _TOOLTIP = int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.ToolTipRole)
-_FOREGROUND, _ALIGN = int(Qt.ItemDataRole.ForegroundRole), int(Qt.ItemDataRole.TextAlignmentRole)
-_ROLES = frozenset({_DISPLAY, _TOOLTIP, _FOREGROUND, _ALIGN, ROLLOUT_ID_ROLE, ROW_ROLE})
 _RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+_DISPLAY, _TIP = int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.ToolTipRole)
+_FOREGROUND, _ALIGN = int(Qt.ItemDataRole.ForegroundRole), int(Qt.ItemDataRole.TextAlignmentRole)
 
 
 # ---- background queries --------------------------------------------------------------------------------
@@ -125,19 +127,27 @@ class _Worker(threading.Thread):
 @dataclass
 class _Window:
     rows: list[RolloutRow]
+    cells: list[Cells]
+    """Each row's cells as {role: value}, made in the worker thread."""
+    criteria: list[str]
+    """The criterion columns the cells were made for."""
     cursor: int
     scanned: float
     final: bool
     done: bool
+    applied: int = 0
+    """Rows of this window already stored in the table."""
 
 
 # ---- the model -----------------------------------------------------------------------------------------
-class RolloutsModel(QAbstractTableModel):
+class RolloutsModel(QStandardItemModel):
     sig_state_changed = Signal()
     """Loading, progress, counts or the end of the list changed: status text should be redrawn."""
     sig_rows_arrived = Signal(bool)
     """Rows were appended; True for the first rows after a reset (a view may select one)."""
     sig_failed = Signal(str)
+    sig_columns_changed = Signal()
+    """The columns were laid out anew (another run, or a criterion first seen)."""
 
     FIXED_HEAD = ("Step", "Prompt", "Completion", "Reward")
     FIXED_TAIL = ("Adv.", "Tokens", "Trunc.", "Errors", "Label")
@@ -157,13 +167,15 @@ class RolloutsModel(QAbstractTableModel):
         self.scanned = 0.0
         self._rows: list[RolloutRow] = []
         self._where: dict[int, int] = {}
-        self._cells: list[tuple[tuple[str, ...], tuple[QColor | None, ...]] | None] = []
-        """Each row's display texts and colours, made when first painted."""
         self._gen = 0
         self._cursor: int | None = None
         self._done = True
         self._busy = False
         self._tail_wanted = False
+        self._arrived: deque[_Window] = deque()
+        self._apply_timer = QTimer(self)
+        self._apply_timer.setInterval(0)
+        self._apply_timer.timeout.connect(self._apply)
         self._bridge = _Bridge()
         self._bridge.window.connect(self._on_window)
         self._bridge.counted.connect(self._on_counted)
@@ -192,7 +204,23 @@ class RolloutsModel(QAbstractTableModel):
         if self.conn is not None and run_id is not None:
             self.criteria = rq.run_criteria(self.conn, run_id)
             self.weights = rq.criterion_weights(self.conn, run_id)
+        self.setRowCount(0)
+        self._set_headers()
         self.reload()
+
+    def _set_headers(self) -> None:
+        names = self.column_names()
+        self.setColumnCount(len(names))
+        for col, name in enumerate(names):
+            item = QStandardItem(name)
+            if name in self.criteria:
+                w = self.weights.get(name)
+                weight = "" if w is None else f" (weight {w:g}{': logged, not optimised' if w == 0 else ''})"
+                item.setToolTip(f"Criterion “{name}”{weight}")
+            else:
+                item.setToolTip(_HEADER_TIPS.get(name, ""))
+            self.setHorizontalHeaderItem(col, item)
+        self.sig_columns_changed.emit()
 
     def set_filter(self, flt: RolloutFilter) -> None:
         if flt != self.filter:
@@ -203,13 +231,14 @@ class RolloutsModel(QAbstractTableModel):
         """Forget the rows and read from the start (a new generation: older results are dropped)."""
         self._gen += 1
         self._pages.latest = self._counts.latest = self._gen  # cancel what still runs for the old one
-        self.beginResetModel()
-        self._rows, self._where, self._cells = [], {}, []
+        self._arrived.clear()
+        self._apply_timer.stop()
+        self.setRowCount(0)
+        self._rows, self._where = [], {}
         self._cursor, self._busy, self._tail_wanted = None, False, False
         self._done = self.path is None or self.run_id is None
         self.matching = self.total = None
         self.scanned = 0.0
-        self.endResetModel()
         if not self._done:
             self.fetchMore()
             self._count()
@@ -226,11 +255,11 @@ class RolloutsModel(QAbstractTableModel):
     # ---- state for a status line -----------------------------------------------------------------
     @property
     def loading(self) -> bool:
-        return self._busy
+        return self._busy or bool(self._arrived)
 
     @property
     def at_end(self) -> bool:
-        return self._done and not self._busy
+        return self._done and not self.loading
 
     # ---- paging ----------------------------------------------------------------------------------
     def canFetchMore(self, parent: Index = QModelIndex()) -> bool:
@@ -248,13 +277,24 @@ class RolloutsModel(QAbstractTableModel):
             self.page_rows,
             self._bridge,
         )
+        criteria = list(self.criteria)
 
         def work(conn: sqlite3.Connection) -> None:
+            received = [0]
+
             def on_window(rows: list[RolloutRow], cursor: int, scanned: float) -> None:
-                bridge.window.emit(gen, _Window(rows, cursor, scanned, False, False))
+                criteria.extend(dict.fromkeys(n for r in rows for n in r.scores if n not in criteria))
+                received[0] += len(rows)
+                # The rows that fill the page say so themselves: a view that checks for more as soon as they
+                # are inserted must not find the model still busy.
+                full = received[0] >= limit
+                cells = [row_cells(r, criteria) for r in rows]
+                bridge.window.emit(gen, _Window(rows, cells, list(criteria), cursor, scanned, full, False))
 
             page = rq.read_page(conn, run_id, flt, after, limit, on_window)
-            bridge.window.emit(gen, _Window([], page.cursor, 1.0 if page.done else -1.0, True, page.done))
+            if received[0] < limit:
+                scanned = 1.0 if page.done else -1.0
+                bridge.window.emit(gen, _Window([], [], criteria, page.cursor, scanned, True, page.done))
 
         self._pages.submit(_Job(gen, self.path, work))
         self.sig_state_changed.emit()
@@ -276,41 +316,69 @@ class RolloutsModel(QAbstractTableModel):
                 self._recount.start()
 
     def _on_window(self, gen: int, w: _Window) -> None:
-        if gen != self._gen:
-            return
-        first = not self._rows
-        fresh = [r for r in w.rows if r.id not in self._where]
-        if fresh:
-            self._ensure_criteria(fresh)
-            start = len(self._rows)
-            self.beginInsertRows(QModelIndex(), start, start + len(fresh) - 1)
-            for i, row in enumerate(fresh):
-                self._where[row.id] = start + i
-            self._rows.extend(fresh)
-            self._cells.extend([None] * len(fresh))
-            self.endInsertRows()
+        if gen == self._gen:
+            self._arrived.append(w)
+            self._apply()
+
+    def _apply(self) -> None:
+        """Store up to APPLY_ROWS arrived rows into the table; the rest on the next turn of the event loop."""
+        budget = APPLY_ROWS
+        while self._arrived and budget > 0:
+            w = self._arrived[0]
+            take = w.rows[w.applied : w.applied + budget]
+            last = w.applied + len(take) >= len(w.rows)
+            if last:  # the window's state first: views look for more rows when these are inserted
+                self._arrived.popleft()
+                self._window_state(w)
+            if len(w.criteria) > len(self.criteria):
+                self._add_criteria(w.criteria[len(self.criteria) :])
+            first = not self._rows
+            self._store(take, w.cells[w.applied : w.applied + len(take)])
+            w.applied += len(take)
+            budget -= max(len(take), 1)
+            if take:
+                self.sig_rows_arrived.emit(first)
+            if last and w.final and self._tail_wanted:
+                self._tail_wanted = False
+                self.poll_tail()
+            self.sig_state_changed.emit()
+        if self._arrived:
+            self._apply_timer.start()
+        else:
+            self._apply_timer.stop()
+
+    def _window_state(self, w: _Window) -> None:
         self._cursor = w.cursor
         if w.scanned >= 0:
             self.scanned = w.scanned
         if w.final:
             self._busy = False
             self._done = w.done
-            if self._tail_wanted:
-                self._tail_wanted = False
-                self.poll_tail()
-        if fresh:
-            self.sig_rows_arrived.emit(first)
-        self.sig_state_changed.emit()
 
-    def _ensure_criteria(self, rows: list[RolloutRow]) -> None:
-        names = [n for r in rows for n in r.scores if n not in self.criteria]
-        new = list(dict.fromkeys(names))
-        if new:
-            at = len(self.FIXED_HEAD) + len(self.criteria)
-            self.beginInsertColumns(QModelIndex(), at, at + len(new) - 1)
-            self.criteria.extend(new)
-            self._cells = [None] * len(self._rows)
-            self.endInsertColumns()
+    def _store(self, rows: list[RolloutRow], cells: list[Cells]) -> None:
+        rows_cells = [(r, c) for r, c in zip(rows, cells, strict=True) if r.id not in self._where]
+        if not rows_cells:
+            return
+        # One rowsInserted for the batch, the cells stored quietly, then one dataChanged repaints them.
+        start = len(self._rows)
+        self.insertRows(start, len(rows_cells))
+        blocked = self.blockSignals(True)
+        index, store = self.index, self.setItemData
+        for i, (r, row) in enumerate(rows_cells):
+            self._where[r.id] = start + i
+            self._rows.append(r)
+            for col, roles in enumerate(row):
+                store(index(start + i, col), roles)
+        self.blockSignals(blocked)
+        end = start + len(rows_cells) - 1
+        self.dataChanged.emit(self.index(start, 0), self.index(end, self.columnCount() - 1))
+
+    def _add_criteria(self, names: list[str]) -> None:
+        """Criteria the run's rubric did not list: columns after the others (rows read before stay blank)."""
+        at = len(self.FIXED_HEAD) + len(self.criteria)
+        self.insertColumns(at, len(names))
+        self.criteria.extend(names)
+        self._set_headers()
 
     # ---- counts ----------------------------------------------------------------------------------
     def _count(self) -> None:
@@ -351,71 +419,36 @@ class RolloutsModel(QAbstractTableModel):
             return
         r = self._rows[row]
         r.label, r.note = label, note
-        self._cells[row] = None
         col = self.columnCount() - 1
-        self.dataChanged.emit(self.index(row, col), self.index(row, col))
+        self.setItemData(self.index(row, col), _cell(r, "Label", False))
 
-    def rowCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self._rows)
-
-    def columnCount(self, parent: Index = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(self.FIXED_HEAD) + len(self.criteria) + len(self.FIXED_TAIL)
+    def column_names(self) -> list[str]:
+        return [*self.FIXED_HEAD, *self.criteria, *self.FIXED_TAIL]
 
     def column_name(self, col: int) -> str:
-        head, n = len(self.FIXED_HEAD), len(self.criteria)
-        if col < head:
-            return self.FIXED_HEAD[col]
-        if col < head + n:
-            return self.criteria[col - head]
-        return self.FIXED_TAIL[col - head - n] if col - head - n < len(self.FIXED_TAIL) else ""
+        names = self.column_names()
+        return names[col] if 0 <= col < len(names) else ""
 
-    def headerData(
-        self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole
-    ) -> Any:
-        if orientation != Qt.Orientation.Horizontal:
-            return None
-        name = self.column_name(section)
-        if role == Qt.ItemDataRole.DisplayRole:
-            return name
-        if role == Qt.ItemDataRole.ToolTipRole:
-            if name in self.criteria:
-                w = self.weights.get(name)
-                weight = "" if w is None else f" (weight {w:g}{': logged, not optimised' if w == 0 else ''})"
-                return f"Criterion “{name}”{weight}"
-            return _HEADER_TIPS.get(name)
-        return None
 
-    def data(self, index: Index, role: int = _DISPLAY) -> Any:
-        # A full repaint asks for ~2,000 cells x roles: answer from a per-row cache, decline other roles early.
-        if role not in _ROLES:
-            return None
-        row = index.row()
-        if not 0 <= row < len(self._rows):
-            return None
-        r = self._rows[row]
-        if role in (_DISPLAY, _FOREGROUND):
-            cells = self._cells[row]
-            if cells is None:
-                cells = self._cells[row] = self._format(r)
-            return cells[0 if role == _DISPLAY else 1][index.column()]
-        if role == _ALIGN:
-            return (
-                None if index.column() in (1, 2) or self.column_name(index.column()) == "Errors" else _RIGHT
-            )
-        if role == ROLLOUT_ID_ROLE:
-            return r.id
-        if role == ROW_ROLE:
-            return r
-        name = self.column_name(index.column())
-        return _tooltip(r, name, name in self.criteria)
+def row_cells(r: RolloutRow, criteria: list[str]) -> Cells:
+    """A rollout as the table's cells, {role: value} each: made once, then painted by Qt alone."""
+    crit = set(criteria)
+    cells = [
+        _cell(r, name, name in crit)
+        for name in (*RolloutsModel.FIXED_HEAD, *criteria, *RolloutsModel.FIXED_TAIL)
+    ]
+    cells[0][ROLLOUT_ID_ROLE] = r.id
+    return cells
 
-    def _format(self, r: RolloutRow) -> tuple[tuple[str, ...], tuple[QColor | None, ...]]:
-        names = [self.column_name(c) for c in range(self.columnCount())]
-        crit = set(self.criteria)
-        return (
-            tuple(_display(r, n, n in crit) for n in names),
-            tuple(_foreground(r, n, n in crit) for n in names),
-        )
+
+def _cell(r: RolloutRow, name: str, criterion: bool) -> dict[int, Any]:
+    # Every role is set (None clears it), so a cell stored again forgets what it showed before.
+    return {
+        _DISPLAY: _display(r, name, criterion),
+        _ALIGN: None if name in ("Prompt", "Completion", "Errors") else _RIGHT,
+        _FOREGROUND: _foreground(r, name, criterion),
+        _TIP: _tooltip(r, name, criterion),
+    }
 
 
 _HEADER_TIPS = {
@@ -486,10 +519,10 @@ def _tooltip(r: RolloutRow, name: str, criterion: bool) -> str | None:
     return None
 
 
-_GOOD, _BAD, _MUTED, _WARN = (QColor(c) for c in (GOOD_COLOR, BAD_COLOR, MUTED_COLOR, WARN_COLOR))
+_GOOD, _BAD, _MUTED, _WARN = (QBrush(QColor(c)) for c in (GOOD_COLOR, BAD_COLOR, MUTED_COLOR, WARN_COLOR))
 
 
-def _foreground(r: RolloutRow, name: str, criterion: bool) -> QColor | None:
+def _foreground(r: RolloutRow, name: str, criterion: bool) -> QBrush | None:
     if (criterion and name in r.errors) or name == "Errors":
         return _BAD
     if name == "Adv.":
