@@ -7,8 +7,10 @@ is still running is cancelled by SQLite's progress handler. Pages follow the key
 ``studio.state.rollout_query``, so a page costs the same at row 0 and at row 900,000, and rows a live
 run writes later are the next page of the same query.
 
-Why Python threads and not QThread: a daemon thread needs no teardown order with Qt objects (a QThread
-destroyed while it runs aborts the process); results still reach the GUI thread as queued signals.
+Why Python threads and a queue: the workers touch no Qt object at all. They put results on a
+thread-safe queue that the model drains from a GUI-thread timer while it waits for something. (A
+signal emitted from a worker while the model is being deleted on the GUI thread races inside the
+bindings, and a QThread destroyed while it runs aborts the process.)
 
 Why a QStandardItemModel: painting a table asks the model for ~9 things per visible cell (data for 7
 roles, row and column counts). Answered by Python, each is a call from C++ into Python, and a full
@@ -21,7 +23,6 @@ collector to walk, which made its pauses longer than a frame after a few thousan
 
 from __future__ import annotations
 
-import contextlib
 import math
 import queue
 import sqlite3
@@ -41,6 +42,8 @@ from studio.state.rollout_query import RolloutFilter, RolloutRow
 Cells = list[dict[int, Any]]
 ROLLOUT_ID_ROLE = Qt.ItemDataRole.UserRole + 1
 RECOUNT_MS = 3000
+POLL_MS = 4
+"""How often the GUI thread looks for results while it waits for a page or a count."""
 APPLY_ROWS = 40
 """Rows stored into the table per turn of the event loop (about 2 ms each)."""
 _CANCEL_CHECK_STEPS = 20_000  # SQLite VM steps between checks for a newer generation
@@ -54,12 +57,8 @@ _FOREGROUND, _ALIGN = int(Qt.ItemDataRole.ForegroundRole), int(Qt.ItemDataRole.T
 
 
 # ---- background queries --------------------------------------------------------------------------------
-class _Bridge(QObject):
-    """Carries results from the worker threads to the GUI thread (queued: emitted from another thread)."""
-
-    window = Signal(int, object)
-    counted = Signal(int, object)
-    failed = Signal(int, str)
+Deliver = Callable[[str, int, Any], None]
+"""(kind, generation, payload) onto the model's result queue: kind is window, counted or failed."""
 
 
 @dataclass
@@ -73,9 +72,9 @@ class _Worker(threading.Thread):
     """One thread, one read-only connection, jobs in order; a job of an older generation is skipped or
     cancelled as soon as a newer one is submitted."""
 
-    def __init__(self, name: str, bridge: _Bridge) -> None:
+    def __init__(self, name: str, deliver: Deliver) -> None:
         super().__init__(name=name, daemon=True)
-        self.bridge = bridge
+        self.deliver = deliver
         self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self.latest = 0
         self.running_gen = 0
@@ -114,14 +113,11 @@ class _Worker(threading.Thread):
                     self._emit_failure(job.gen, exc)
             except (sqlite3.Error, OSError) as exc:
                 self._emit_failure(job.gen, exc)
-            except RuntimeError:  # the model was deleted while this job ran
-                return
         if self._conn is not None:
             self._conn.close()
 
     def _emit_failure(self, gen: int, exc: BaseException) -> None:
-        with contextlib.suppress(RuntimeError):  # the model is gone
-            self.bridge.failed.emit(gen, f"Could not read the rollouts: {exc}")
+        self.deliver("failed", gen, f"Could not read the rollouts: {exc}")
 
 
 @dataclass
@@ -176,12 +172,14 @@ class RolloutsModel(QStandardItemModel):
         self._apply_timer = QTimer(self)
         self._apply_timer.setInterval(0)
         self._apply_timer.timeout.connect(self._apply)
-        self._bridge = _Bridge()
-        self._bridge.window.connect(self._on_window)
-        self._bridge.counted.connect(self._on_counted)
-        self._bridge.failed.connect(self._on_failed)
-        self._pages = _Worker("rollout-pages", self._bridge)
-        self._counts = _Worker("rollout-counts", self._bridge)
+        self._results: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
+        self._counting = False
+        self._poll = QTimer(self)
+        self._poll.setInterval(POLL_MS)
+        self._poll.timeout.connect(self._take_results)
+        deliver = self._results.put_nowait  # a bound method of the queue: no reference to the model
+        self._pages = _Worker("rollout-pages", lambda *r: deliver(r))
+        self._counts = _Worker("rollout-counts", lambda *r: deliver(r))
         self._pages.start()
         self._counts.start()
         self._recount = QTimer(self)
@@ -233,6 +231,7 @@ class RolloutsModel(QStandardItemModel):
         self._pages.latest = self._counts.latest = self._gen  # cancel what still runs for the old one
         self._arrived.clear()
         self._apply_timer.stop()
+        self._counting = False
         self.setRowCount(0)
         self._rows, self._where = [], {}
         self._cursor, self._busy, self._tail_wanted = None, False, False
@@ -248,6 +247,7 @@ class RolloutsModel(QStandardItemModel):
         """Stop the workers and close the connection (the model is unusable afterwards)."""
         self._pages.stop()
         self._counts.stop()
+        self._poll.stop()
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -269,13 +269,13 @@ class RolloutsModel(QStandardItemModel):
         if parent.isValid() or self._done or self._busy or self.path is None or self.run_id is None:
             return
         self._busy = True
-        gen, run_id, flt, after, limit, bridge = (
+        gen, run_id, flt, after, limit, deliver = (
             self._gen,
             self.run_id,
             self.filter,
             self._cursor,
             self.page_rows,
-            self._bridge,
+            self._pages.deliver,
         )
         criteria = list(self.criteria)
 
@@ -289,14 +289,15 @@ class RolloutsModel(QStandardItemModel):
                 # are inserted must not find the model still busy.
                 full = received[0] >= limit
                 cells = [row_cells(r, criteria) for r in rows]
-                bridge.window.emit(gen, _Window(rows, cells, list(criteria), cursor, scanned, full, False))
+                deliver("window", gen, _Window(rows, cells, list(criteria), cursor, scanned, full, False))
 
             page = rq.read_page(conn, run_id, flt, after, limit, on_window)
             if received[0] < limit:
                 scanned = 1.0 if page.done else -1.0
-                bridge.window.emit(gen, _Window([], [], criteria, page.cursor, scanned, True, page.done))
+                deliver("window", gen, _Window([], [], criteria, page.cursor, scanned, True, page.done))
 
         self._pages.submit(_Job(gen, self.path, work))
+        self._poll.start()
         self.sig_state_changed.emit()
 
     def poll_tail(self) -> None:
@@ -384,23 +385,42 @@ class RolloutsModel(QStandardItemModel):
     def _count(self) -> None:
         if self.path is None or self.run_id is None:
             return
-        gen, run_id, flt, bridge = self._gen, self.run_id, self.filter, self._bridge
+        gen, run_id, flt, deliver = self._gen, self.run_id, self.filter, self._counts.deliver
 
         def work(conn: sqlite3.Connection) -> None:
             total = rq.run_total(conn, run_id)
             matching = total if flt.is_default else rq.count_matching(conn, run_id, flt)
-            bridge.counted.emit(gen, (total, matching))
+            deliver("counted", gen, (total, matching))
 
+        self._counting = True
         self._counts.submit(_Job(gen, self.path, work))
+        self._poll.start()
+
+    def _take_results(self) -> None:
+        """What the workers delivered since the last look; the timer stops once nothing is awaited."""
+        while True:
+            try:
+                kind, gen, payload = self._results.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "window":
+                self._on_window(gen, payload)
+            elif kind == "counted":
+                self._on_counted(gen, payload)
+            else:
+                self._on_failed(gen, payload)
+        if not self._busy and not self._counting:
+            self._poll.stop()
 
     def _on_counted(self, gen: int, counts: tuple[int, int]) -> None:
         if gen == self._gen:
+            self._counting = False
             self.total, self.matching = counts
             self.sig_state_changed.emit()
 
     def _on_failed(self, gen: int, message: str) -> None:
         if gen == self._gen:
-            self._busy = False
+            self._busy = self._counting = False
             self._done = True
             self.sig_failed.emit(message)
             self.sig_state_changed.emit()
