@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QPen
+from PySide6.QtGui import QColor
 
 from studio.plots.smoothing import SmoothedView
 from studio.state.series import Series
@@ -30,6 +30,7 @@ class PlotSpec:
     smooth: bool = True
     symbols: bool = False
     y_range: tuple[float, float] | None = None
+    empty_hint: str = "Not logged by this run yet."
 
     def match(self, key: str) -> str | None:
         """The curve label for ``key``, or None when this plot does not show it."""
@@ -64,7 +65,9 @@ class MetricPlot:
         self.spec = spec
         self.plot = plot
         self.curves: dict[tuple[int, str], Curve] = {}
-        self.legend = plot.addLegend(offset=(6, 4), labelTextSize="8pt", verSpacing=-6)
+        self.legend = plot.addLegend(
+            offset=(6, 4), labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(255, 255, 255, 210)
+        )
         self.legend.setVisible(False)
         plot.showGrid(x=True, y=True, alpha=0.15)
         plot.setMenuEnabled(True)
@@ -76,8 +79,16 @@ class MetricPlot:
         )
         self.cursor.setVisible(False)
         plot.addItem(self.cursor, ignoreBounds=True)
+        # The hint lives in the view box's pixel space, not in data space: it never moves the axes.
+        self.hint = pg.TextItem(spec.empty_hint, color="#a0aec0", anchor=(0.5, 0.5))
+        self.hint.setParentItem(plot.getViewBox())
+        plot.getViewBox().sigResized.connect(self._center_hint)
+        self._center_hint()
         self._title_plain = spec.title
         self.set_title(spec.title)
+
+    def _center_hint(self, *_: object) -> None:
+        self.hint.setPos(self.plot.getViewBox().rect().center())
 
     def set_title(self, html: str) -> None:
         self.plot.setTitle(html, size="9pt", color="#2d3748", justify="left")
@@ -122,17 +133,20 @@ class MetricPlot:
         if band_series is not None:
             band_color = QColor(qcolor)
             band_color.setAlpha(45)
-            edge = QPen(QColor(0, 0, 0, 0))
+            edge = pg.mkPen(
+                QColor(0, 0, 0, 0)
+            )  # cosmetic: a plain QPen is 1 data unit wide and pads the axes
             lo, hi = pg.PlotDataItem(pen=edge, connect="finite"), pg.PlotDataItem(pen=edge, connect="finite")
             for item in (lo, hi):
                 _configure(item)
                 self.plot.addItem(item)
             # Fill between the items' drawn curves: they are already clipped and downsampled.
             fill = pg.FillBetweenItem(lo.curve, hi.curve, brush=band_color)
-            self.plot.addItem(fill)
+            self.plot.addItem(fill, ignoreBounds=True)  # lo and hi carry the bounds; a path item pads them
             curve.band = (lo, hi, fill, band_series, SmoothedView(band_series))
         self.curves[(run_id, key)] = curve
         self.legend.setVisible(len(self.curves) > 1)
+        self.hint.setVisible(False)
         return curve
 
     def remove_run(self, run_id: int) -> None:
@@ -145,6 +159,7 @@ class MetricPlot:
                 self.plot.removeItem(item)
             self.legend.removeItem(curve.line)
         self.legend.setVisible(len(self.curves) > 1)
+        self.hint.setVisible(not self.curves)
 
     def clear(self) -> None:
         for run_id in {k[0] for k in self.curves}:

@@ -24,9 +24,17 @@ COLUMNS = 3
 
 SPECS: tuple[PlotSpec, ...] = (
     PlotSpec("reward", "Reward (mean ± std)", r"reward", band_std_key="reward_std"),
-    PlotSpec("criteria", "Reward by criterion", r"rewards/(.+)/mean"),
-    PlotSpec("eval", "Held-out eval", r"eval/(.+)/mean", smooth=False, symbols=True),
-    PlotSpec("kl", "KL", r"kl"),
+    # rewards/total/mean repeats `reward` (the rubric's total is one reward function to TRL)
+    PlotSpec("criteria", "Reward by criterion", r"rewards/(?!total/)(.+)/mean"),
+    PlotSpec(
+        "eval",
+        "Held-out eval",
+        r"eval/(.+)/mean",
+        smooth=False,
+        symbols=True,
+        empty_hint="Held-out evaluation appears after the first eval.",
+    ),
+    PlotSpec("kl", "KL to the reference", r"kl", empty_hint="KL is logged when beta > 0."),
     PlotSpec("loss", "Loss", r"loss"),
     PlotSpec("entropy", "Entropy", r"entropy"),
     PlotSpec("length", "Completion length (tokens)", r"completions/mean_length"),
@@ -68,6 +76,12 @@ class PlotGrid(QWidget):
                 item.setLabel("bottom", "step")
             self.plots.append(MetricPlot(spec, item))
         self._label_index: dict[tuple[str, str], int] = {}
+        # The x axes are linked. Until the user zooms or pans, they span every plot's steps (an eval at
+        # step 0 included), which the first plot's own autorange would not.
+        self._auto_x = True
+        self._x_extent: tuple[float, float] | None = None
+        for plot in self.plots:
+            plot.plot.getViewBox().sigRangeChangedManually.connect(self._user_moved)
         self._hover_proxy = pg.SignalProxy(self.view.scene().sigMouseMoved, rateLimit=30, slot=self._on_mouse)
         self.timer = QTimer(self)
         self.timer.setInterval(int(1000 / REFRESH_HZ))
@@ -145,7 +159,34 @@ class PlotGrid(QWidget):
 
     def refresh(self) -> int:
         """Push changed series to their curves. Returns how many curves were updated."""
-        return sum(plot.refresh(self.weight) for plot in self.plots)
+        updated = sum(plot.refresh(self.weight) for plot in self.plots)
+        if updated and self._auto_x:
+            self._fit_x()
+        return updated
+
+    def _fit_x(self) -> None:
+        lo, hi = float("inf"), float("-inf")
+        for plot in self.plots:
+            for curve in plot.curves.values():
+                if curve.series.n:
+                    lo, hi = min(lo, curve.series.x[0]), max(hi, curve.series.x[-1])
+        if lo > hi or (lo, hi) == self._x_extent:
+            return
+        self._x_extent = (lo, hi)
+        if lo == hi:
+            lo, hi = lo - 0.5, hi + 0.5
+        self.plots[0].plot.getViewBox().setXRange(lo, hi, padding=0.02)
+
+    def _user_moved(self, *_: object) -> None:
+        self._auto_x = False
+
+    def fit(self) -> None:
+        """Back to following the data on both axes (after a zoom or pan)."""
+        self._auto_x, self._x_extent = True, None
+        for plot in self.plots:
+            plot.plot.getViewBox().enableAutoRange(y=True)
+        self.refresh()
+        self._fit_x()
 
     def curve_count(self) -> int:
         return sum(len(p.curves) for p in self.plots)

@@ -77,6 +77,9 @@ class Dashboard(QWidget):
         self.smoothing.valueChanged.connect(self._smoothing_changed)
         self.compare_hint = QLabel()
         self.compare_hint.setObjectName("muted")
+        fit = QPushButton("Fit")
+        fit.setToolTip("Show every step again after zooming or panning (drag to pan, wheel to zoom)")
+        fit.clicked.connect(self.grid.fit)
         png = QPushButton("Export PNG…")
         png.clicked.connect(self.export_png)
         csv = QPushButton("Export CSV…")
@@ -88,6 +91,7 @@ class Dashboard(QWidget):
         tools.addWidget(self.smoothing_value)
         tools.addSpacing(16)
         tools.addWidget(self.compare_hint, 1)
+        tools.addWidget(fit)
         tools.addWidget(png)
         tools.addWidget(csv)
 

@@ -80,8 +80,8 @@ class MainWindow(QMainWindow):
         self.log_dock = self._dock(
             "Engine log", "logDock", self.log_pane, Qt.DockWidgetArea.BottomDockWidgetArea
         )
-        self.resizeDocks([self.sidebar_dock], [330], Qt.Orientation.Horizontal)
-        self.resizeDocks([self.log_dock], [170], Qt.Orientation.Vertical)
+        self.resizeDocks([self.sidebar_dock], [400], Qt.Orientation.Horizontal)
+        self.resizeDocks([self.log_dock], [150], Qt.Orientation.Vertical)
 
         self._build_menus()
         state.sig_show_view.connect(self.show_view)

@@ -55,7 +55,7 @@ class Sidebar(QWidget):
         self.runs.setItemDelegateForColumn(3, SparklineDelegate(self.runs))
         header = self.runs.horizontalHeader()
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((1, 70), (2, 70), (3, 120)):
+        for col, width in ((1, 64), (2, 64), (3, 104)):
             header.setSectionResizeMode(col, QHeaderView.ResizeMode.Fixed)
             self.runs.setColumnWidth(col, width)
         self.runs.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
