@@ -23,12 +23,15 @@ collector to walk, which made its pauses longer than a frame after a few thousan
 
 from __future__ import annotations
 
+import gc
 import math
 import queue
 import sqlite3
 import threading
+import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -61,6 +64,36 @@ Deliver = Callable[[str, int, Any], None]
 """(kind, generation, payload) onto the model's result queue: kind is window, counted or failed."""
 
 
+_gc_lock = threading.Lock()
+_gc_holders = 0
+_gc_was_enabled = False
+
+
+@contextmanager
+def no_collection_in_this_thread() -> Iterator[None]:
+    """Keep Python's cyclic garbage collector off while a worker runs a job.
+
+    The collector runs in whichever thread allocates when it is due. Run in a worker, it may free cyclic
+    garbage holding Qt objects (any parentless QObject of the app, not only ours) and so delete them
+    outside the GUI thread, which crashes Qt. Off while any worker is busy, it runs on the GUI thread's
+    next allocation instead. (If the app already collects on a GUI timer with the collector disabled,
+    as pyqtgraph's GarbageCollector does, this changes nothing.)
+    """
+    global _gc_holders, _gc_was_enabled
+    with _gc_lock:
+        if _gc_holders == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_holders += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_holders -= 1
+            if _gc_holders == 0 and _gc_was_enabled:
+                gc.enable()
+
+
 @dataclass
 class _Job:
     gen: int
@@ -86,7 +119,7 @@ class _Worker(threading.Thread):
         self.jobs.put(job)
 
     def stop(self) -> None:
-        self.latest += 1 << 30
+        self.latest = 1 << 62  # whatever runs is cancelled at its next progress check
         self.jobs.put(None)
 
     def _connection(self, path: str) -> sqlite3.Connection:
@@ -106,13 +139,14 @@ class _Worker(threading.Thread):
             if job.gen < self.latest:
                 continue
             self.running_gen = job.gen
-            try:
-                job.work(self._connection(job.path))
-            except sqlite3.OperationalError as exc:
-                if "interrupt" not in str(exc):
+            with no_collection_in_this_thread():
+                try:
+                    job.work(self._connection(job.path))
+                except sqlite3.OperationalError as exc:
+                    if "interrupt" not in str(exc):
+                        self._emit_failure(job.gen, exc)
+                except (sqlite3.Error, OSError) as exc:
                     self._emit_failure(job.gen, exc)
-            except (sqlite3.Error, OSError) as exc:
-                self._emit_failure(job.gen, exc)
         if self._conn is not None:
             self._conn.close()
 
@@ -133,6 +167,11 @@ class _Window:
     done: bool
     applied: int = 0
     """Rows of this window already stored in the table."""
+
+
+def _stop_workers(*workers: _Worker) -> None:
+    for worker in workers:
+        worker.stop()
 
 
 # ---- the model -----------------------------------------------------------------------------------------
@@ -186,8 +225,8 @@ class RolloutsModel(QStandardItemModel):
         self._recount.setSingleShot(True)
         self._recount.setInterval(RECOUNT_MS)
         self._recount.timeout.connect(self._count)
-        self.destroyed.connect(self._pages.stop)
-        self.destroyed.connect(self._counts.stop)
+        # The workers stop when this model's Python object goes (the finalizer holds them, not the model).
+        weakref.finalize(self, _stop_workers, self._pages, self._counts)
 
     # ---- what is shown ---------------------------------------------------------------------------
     def set_source(self, path: str | None, run_id: int | None) -> None:

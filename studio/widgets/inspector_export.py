@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.contract import schema
+from studio.models.rollouts_model import no_collection_in_this_thread
 from studio.state.rollout_export import ExportOptions, export_jsonl
 from studio.state.rollout_query import RolloutFilter
 
@@ -96,7 +97,10 @@ class ExportDialog(QDialog):
 
 
 class ExportJob(QObject):
-    """Writes an export in a background thread (a large run takes seconds); reports back as signals."""
+    """Writes an export in a background thread (a large run takes seconds), then reports back.
+
+    The thread touches no Qt object: a GUI-thread timer notices when it has finished and emits.
+    """
 
     sig_done = Signal(str, int)
     """(path, rows written)"""
@@ -112,20 +116,36 @@ class ExportJob(QObject):
     ) -> None:
         super().__init__(parent)
         self.args = (workspace, run_id, str(path), options)
+        self.written: int | None = None
+        self.error = ""
         self.worker = threading.Thread(target=self._run, name="rollout-export", daemon=True)
+        self._watch = QTimer(self)
+        self._watch.setInterval(50)
+        self._watch.timeout.connect(self._check)
 
     def start(self) -> None:
         self.worker.start()
+        self._watch.start()
 
     def _run(self) -> None:
         workspace, run_id, path, options = self.args
-        try:
-            conn = schema.connect(workspace, readonly=True)
+        with no_collection_in_this_thread():
             try:
-                written = export_jsonl(conn, run_id, path, options)
-            finally:
-                conn.close()
-        except Exception as exc:  # reported in the window: a full disk, a folder without write access, ...
-            self.sig_failed.emit(f"The export to {path} failed: {exc}")
+                conn = schema.connect(workspace, readonly=True)
+                try:
+                    self.written = export_jsonl(conn, run_id, path, options)
+                finally:
+                    conn.close()
+            except (
+                Exception
+            ) as exc:  # reported in the window: a full disk, a folder without write access, ...
+                self.error = f"The export to {path} failed: {exc}"
+
+    def _check(self) -> None:
+        if self.worker.is_alive():
             return
-        self.sig_done.emit(path, written)
+        self._watch.stop()
+        if self.written is not None:
+            self.sig_done.emit(self.args[2], self.written)
+        else:
+            self.sig_failed.emit(self.error or "The export stopped without a result.")

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Qt
 from test_rollout_workspace import add_steps, build_run, read_back
 
 from engine.contract import schema
@@ -26,11 +26,18 @@ WAIT_MS = 10_000
 
 
 # ---- the model -----------------------------------------------------------------------------------------
+def dispose(obj: QObject) -> None:
+    """Delete a Qt object now, on this (the GUI) thread, rather than whenever Python collects it."""
+    obj.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
 @pytest.fixture
 def model(qtbot) -> Iterator[RolloutsModel]:
     m = RolloutsModel(page_rows=10)
     yield m
     m.close()
+    dispose(m)
 
 
 def ids(model: RolloutsModel) -> list[int]:
@@ -97,11 +104,12 @@ def test_live_rows_are_appended_only_when_the_filter_keeps_them(qtbot, model: Ro
 @pytest.fixture
 def view(qtbot, state: StudioState) -> Iterator[InspectorView]:
     v = InspectorView(state)
-    qtbot.addWidget(v)
     v.resize(1300, 850)
     v.show()
     yield v
     v.model.close()
+    v.close()
+    dispose(v)
 
 
 def open_run(qtbot, state: StudioState, view: InspectorView, run_id: int) -> None:

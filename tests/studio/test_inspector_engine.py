@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QCoreApplication, QEvent, Qt
 
 from engine.contract.paths import DEMO_DIR
 from studio.state.studio_state import StudioState
@@ -70,7 +70,6 @@ def test_the_inspector_shows_what_the_engine_recorded(
     run_id = state.runs()[0].id
 
     view = InspectorView(state)
-    qtbot.addWidget(view)
     view.resize(1300, 850)
     view.show()
     state.select_run(run_id)
@@ -87,3 +86,6 @@ def test_the_inspector_shows_what_the_engine_recorded(
     assert len(view.group.detail.rollouts) == GENERATIONS
     qtbot.waitUntil(lambda: model.total == expected, timeout=10_000)
     view.model.close()
+    view.close()
+    view.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
