@@ -3,7 +3,7 @@
 Every query runs in one of two background threads, each with its own read-only connection: pages
 (``fetchMore``, live appends) and counts. The GUI thread only appends rows that arrived. A filter
 change starts a new *generation*; results of older ones are dropped, and a query of an older one that
-is still running is cancelled by SQLite's progress handler. Pages follow the keyset cursor of
+is still running is interrupted (sqlite3_interrupt). Pages follow the keyset cursor of
 ``studio.state.rollout_query``, so a page costs the same at row 0 and at row 900,000, and rows a live
 run writes later are the next page of the same query.
 
@@ -31,7 +31,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,7 +49,6 @@ POLL_MS = 4
 """How often the GUI thread looks for results while it waits for a page or a count."""
 APPLY_ROWS = 40
 """Rows stored into the table per turn of the event loop (about 2 ms each)."""
-_CANCEL_CHECK_STEPS = 20_000  # SQLite VM steps between checks for a newer generation
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -102,8 +101,9 @@ class _Job:
 
 
 class _Worker(threading.Thread):
-    """One thread, one read-only connection, jobs in order; a job of an older generation is skipped or
-    cancelled as soon as a newer one is submitted."""
+    """One thread, one read-only connection, jobs in order. Submitting a job of a newer generation
+    skips older queued ones and interrupts an older one that is running (sqlite3_interrupt, which is
+    safe from another thread and costs the running query nothing until it is used)."""
 
     def __init__(self, name: str, deliver: Deliver) -> None:
         super().__init__(name=name, daemon=True)
@@ -115,11 +115,19 @@ class _Worker(threading.Thread):
         self._path = ""
 
     def submit(self, job: _Job) -> None:
-        self.latest = max(self.latest, job.gen)
+        self.cancel_before(job.gen)
         self.jobs.put(job)
 
+    def cancel_before(self, gen: int) -> None:
+        """Forget jobs older than ``gen``; interrupt one if it is running."""
+        self.latest = max(self.latest, gen)
+        conn = self._conn
+        if conn is not None and self.running_gen < gen and self.is_alive():
+            with suppress(sqlite3.ProgrammingError):  # closed meanwhile
+                conn.interrupt()
+
     def stop(self) -> None:
-        self.latest = 1 << 62  # whatever runs is cancelled at its next progress check
+        self.cancel_before(1 << 62)
         self.jobs.put(None)
 
     def _connection(self, path: str) -> sqlite3.Connection:
@@ -127,12 +135,8 @@ class _Worker(threading.Thread):
             if self._conn is not None:
                 self._conn.close()
             self._conn = schema.connect(path, readonly=True, timeout_s=5.0)
-            self._conn.set_progress_handler(self._cancelled, _CANCEL_CHECK_STEPS)
             self._path = path
         return self._conn
-
-    def _cancelled(self) -> int:
-        return 1 if self.running_gen < self.latest else 0
 
     def run(self) -> None:
         while (job := self.jobs.get()) is not None:
@@ -140,15 +144,27 @@ class _Worker(threading.Thread):
                 continue
             self.running_gen = job.gen
             with no_collection_in_this_thread():
-                try:
-                    job.work(self._connection(job.path))
-                except sqlite3.OperationalError as exc:
-                    if "interrupt" not in str(exc):
-                        self._emit_failure(job.gen, exc)
-                except (sqlite3.Error, OSError) as exc:
-                    self._emit_failure(job.gen, exc)
+                self._run(job)
+            self.running_gen = 0
         if self._conn is not None:
             self._conn.close()
+
+    def _run(self, job: _Job) -> None:
+        for attempt in (1, 2):
+            try:
+                job.work(self._connection(job.path))
+                return
+            except sqlite3.OperationalError as exc:
+                if "interrupt" not in str(exc):
+                    self._emit_failure(job.gen, exc)
+                    return
+                # Interrupted. Meant for an older job that had just ended? Then run this one again
+                # (rows it already delivered are recognised by id).
+                if job.gen < self.latest or attempt == 2:
+                    return
+            except (sqlite3.Error, OSError) as exc:
+                self._emit_failure(job.gen, exc)
+                return
 
     def _emit_failure(self, gen: int, exc: BaseException) -> None:
         self.deliver("failed", gen, f"Could not read the rollouts: {exc}")
@@ -267,7 +283,8 @@ class RolloutsModel(QStandardItemModel):
     def reload(self) -> None:
         """Forget the rows and read from the start (a new generation: older results are dropped)."""
         self._gen += 1
-        self._pages.latest = self._counts.latest = self._gen  # cancel what still runs for the old one
+        self._pages.cancel_before(self._gen)  # what still runs for the old filter stops now
+        self._counts.cancel_before(self._gen)
         self._arrived.clear()
         self._apply_timer.stop()
         self._counting = False

@@ -496,7 +496,7 @@ def group_detail(conn: sqlite3.Connection, group_id: int) -> GroupDetail | None:
 
 
 def prompt_history(
-    conn: sqlite3.Connection, run_id: int, group_id: int, limit: int = 300
+    conn: sqlite3.Connection, run_id: int, group_id: int, limit: int = 100
 ) -> tuple[list[GroupDetail], int]:
     """Every group of the run with the same prompt as ``group_id`` (same dataset row), by step: the
     completions to one prompt over training. Returns (the last ``limit`` groups, how many there are)."""

@@ -302,8 +302,8 @@ class PromptHistoryView(QWidget):
                 reward = "—" if r.reward is None else f"{r.reward:.3f}"
                 item.setToolTip(f"reward {reward} · step {g.step}\n\n{r.completion[:1500]}")
                 self.table.setItem(row, 2 + col, item)
-        self.table.resizeColumnToContents(0)
-        self.table.resizeColumnToContents(1)
+        self.table.setColumnWidth(0, 52)
+        self.table.setColumnWidth(1, 96)
         for col in range(width):
             self.table.setColumnWidth(2 + col, 150)
         self.table.scrollToBottom()
