@@ -284,6 +284,12 @@ class InspectorView(QWidget):
             return
         words = search_words(self.model.filter.search)
         visible = self.visible_ws.isChecked()
+        shown = self._shown_group
+        if self.tabs.currentWidget() is self.group and shown is not None and shown[0] == r.group_id:
+            ids = [x.id for x in self.group.detail.rollouts] if self.group.detail else []
+            if r.id in ids:  # another completion of the group on screen: outline it, read nothing
+                self.group.set_current(ids.index(r.id), announce=False)
+                self._shown_group = (r.group_id, r.id)
         if self.tabs.currentWidget() is self.group and self._shown_group != (r.group_id, r.id):
             detail = rq.group_detail(conn, r.group_id)
             if detail is not None:
