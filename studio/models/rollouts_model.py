@@ -229,6 +229,7 @@ class RolloutsModel(QStandardItemModel):
         self._apply_timer.timeout.connect(self._apply)
         self._results: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
         self._counting = False
+        self._count_after_page = False
         self._poll = QTimer(self)
         self._poll.setInterval(POLL_MS)
         self._poll.timeout.connect(self._take_results)
@@ -287,7 +288,7 @@ class RolloutsModel(QStandardItemModel):
         self._counts.cancel_before(self._gen)
         self._arrived.clear()
         self._apply_timer.stop()
-        self._counting = False
+        self._counting = self._count_after_page = False
         self.setRowCount(0)
         self._rows, self._where = [], {}
         self._cursor, self._busy, self._tail_wanted = None, False, False
@@ -296,7 +297,7 @@ class RolloutsModel(QStandardItemModel):
         self.scanned = 0.0
         if not self._done:
             self.fetchMore()
-            self._count()
+            self._count_after_page = True  # the page first: a count may read the whole run
         self.sig_state_changed.emit()
 
     def close(self) -> None:
@@ -411,6 +412,9 @@ class RolloutsModel(QStandardItemModel):
         if w.final:
             self._busy = False
             self._done = w.done
+            if self._count_after_page:
+                self._count_after_page = False
+                self._count()
 
     def _store(self, rows: list[RolloutRow], cells: list[Cells]) -> None:
         rows_cells = [(r, c) for r, c in zip(rows, cells, strict=True) if r.id not in self._where]
