@@ -170,6 +170,7 @@ def measure(path: Path, run_id: int) -> None:
     from studio.models.rollouts_model import RolloutsModel
     from studio.state import rollout_query as rq
     from studio.state.rollout_query import RolloutFilter
+    from studio.widgets.inspector_cells import RolloutCells
 
     app = QApplication.instance() or QApplication([])
     conn = schema.connect(str(path), readonly=True)
@@ -248,7 +249,7 @@ def measure(path: Path, run_id: int) -> None:
         view.close()
         return best * 1000
 
-    model = TimedModel()
+    model = TimedModel(RolloutCells())
     table = TimedTable()
     table.setModel(model)
     table.verticalHeader().setDefaultSectionSize(22)

@@ -24,7 +24,6 @@ collector to walk, which made its pauses longer than a frame after a few thousan
 from __future__ import annotations
 
 import gc
-import math
 import queue
 import sqlite3
 import threading
@@ -34,10 +33,10 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QTimer, Signal
-from PySide6.QtGui import QBrush, QColor, QStandardItem, QStandardItemModel
+from PySide6.QtGui import QStandardItem, QStandardItemModel
 
 from engine.contract import schema
 from studio.state import rollout_query as rq
@@ -53,10 +52,20 @@ APPLY_ROWS = 40
 
 Index = QModelIndex | QPersistentModelIndex
 
-GOOD_COLOR, BAD_COLOR, MUTED_COLOR, WARN_COLOR = "#1f8a4c", "#c53030", "#718096", "#b7791f"
-_RIGHT = int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-_DISPLAY, _TIP = int(Qt.ItemDataRole.DisplayRole), int(Qt.ItemDataRole.ToolTipRole)
-_FOREGROUND, _ALIGN = int(Qt.ItemDataRole.ForegroundRole), int(Qt.ItemDataRole.TextAlignmentRole)
+
+class CellMaker(Protocol):
+    """How rows look: the columns and each cell's {role: value}. Called from a worker thread, so it
+    may build plain values only (see studio.widgets.inspector_cells.RolloutCells)."""
+
+    label_column: str
+
+    def columns(self, criteria: list[str]) -> list[str]: ...
+
+    def header_tip(self, name: str, criteria: list[str], weights: dict[str, float]) -> str: ...
+
+    def row(self, r: RolloutRow, criteria: list[str]) -> Cells: ...
+
+    def cell(self, r: RolloutRow, name: str, criterion: bool) -> dict[int, Any]: ...
 
 
 # ---- background queries --------------------------------------------------------------------------------
@@ -201,11 +210,11 @@ class RolloutsModel(QStandardItemModel):
     sig_columns_changed = Signal()
     """The columns were laid out anew (another run, or a criterion first seen)."""
 
-    FIXED_HEAD = ("Step", "Prompt", "Completion", "Reward")
-    FIXED_TAIL = ("Adv.", "Tokens", "Trunc.", "Errors", "Label")
-
-    def __init__(self, parent: QObject | None = None, page_rows: int = rq.PAGE_ROWS) -> None:
+    def __init__(
+        self, cells: CellMaker, parent: QObject | None = None, page_rows: int = rq.PAGE_ROWS
+    ) -> None:
         super().__init__(parent)
+        self.cells = cells
         self.page_rows = page_rows
         self.path: str | None = None
         self.run_id: int | None = None
@@ -268,12 +277,7 @@ class RolloutsModel(QStandardItemModel):
         self.setColumnCount(len(names))
         for col, name in enumerate(names):
             item = QStandardItem(name)
-            if name in self.criteria:
-                w = self.weights.get(name)
-                weight = "" if w is None else f" (weight {w:g}{': logged, not optimised' if w == 0 else ''})"
-                item.setToolTip(f"Criterion “{name}”{weight}")
-            else:
-                item.setToolTip(_HEADER_TIPS.get(name, ""))
+            item.setToolTip(self.cells.header_tip(name, self.criteria, self.weights))
             self.setHorizontalHeaderItem(col, item)
         self.sig_columns_changed.emit()
 
@@ -335,7 +339,7 @@ class RolloutsModel(QStandardItemModel):
             self.page_rows,
             self._pages.deliver,
         )
-        criteria = list(self.criteria)
+        criteria, cell_maker = list(self.criteria), self.cells
 
         def work(conn: sqlite3.Connection) -> None:
             received = [0]
@@ -346,7 +350,7 @@ class RolloutsModel(QStandardItemModel):
                 # The rows that fill the page say so themselves: a view that checks for more as soon as they
                 # are inserted must not find the model still busy.
                 full = received[0] >= limit
-                cells = _cells_yielding(rows, criteria)
+                cells = _cells_yielding(cell_maker, rows, criteria)
                 deliver("window", gen, _Window(rows, cells, list(criteria), cursor, scanned, full, False))
 
             page = rq.read_page(conn, run_id, flt, after, limit, on_window)
@@ -437,7 +441,7 @@ class RolloutsModel(QStandardItemModel):
 
     def _add_criteria(self, names: list[str]) -> None:
         """Criteria the run's rubric did not list: columns after the others (rows read before stay blank)."""
-        at = len(self.FIXED_HEAD) + len(self.criteria)
+        at = self.cells.columns([*self.criteria, *names]).index(names[0])
         self.insertColumns(at, len(names))
         self.criteria.extend(names)
         self._set_headers()
@@ -500,132 +504,25 @@ class RolloutsModel(QStandardItemModel):
             return
         r = self._rows[row]
         r.label, r.note = label, note
-        col = self.columnCount() - 1
-        self.setItemData(self.index(row, col), _cell(r, "Label", False))
+        col = self.column_names().index(self.cells.label_column)
+        self.setItemData(self.index(row, col), self.cells.cell(r, self.cells.label_column, False))
 
     def column_names(self) -> list[str]:
-        return [*self.FIXED_HEAD, *self.criteria, *self.FIXED_TAIL]
+        return self.cells.columns(self.criteria)
 
     def column_name(self, col: int) -> str:
         names = self.column_names()
         return names[col] if 0 <= col < len(names) else ""
 
 
-def _cells_yielding(rows: list[RolloutRow], criteria: list[str]) -> list[Cells]:
+def _cells_yielding(cells: CellMaker, rows: list[RolloutRow], criteria: list[str]) -> list[Cells]:
     """Cells for rows, made in a worker. sleep(0) every few rows hands the GIL to the GUI thread if it
     waits for it: otherwise it would wait up to the interpreter's 5 ms switch interval, each time."""
     out = []
     for i, r in enumerate(rows):
         if i % 8 == 7:
             time.sleep(0)
-        out.append(row_cells(r, criteria))
+        row = cells.row(r, criteria)
+        row[0][ROLLOUT_ID_ROLE] = r.id
+        out.append(row)
     return out
-
-
-def row_cells(r: RolloutRow, criteria: list[str]) -> Cells:
-    """A rollout as the table's cells, {role: value} each: made once, then painted by Qt alone."""
-    crit = set(criteria)
-    cells = [
-        _cell(r, name, name in crit)
-        for name in (*RolloutsModel.FIXED_HEAD, *criteria, *RolloutsModel.FIXED_TAIL)
-    ]
-    cells[0][ROLLOUT_ID_ROLE] = r.id
-    return cells
-
-
-def _cell(r: RolloutRow, name: str, criterion: bool) -> dict[int, Any]:
-    # Every role is set (None clears it), so a cell stored again forgets what it showed before.
-    return {
-        _DISPLAY: _display(r, name, criterion),
-        _ALIGN: None if name in ("Prompt", "Completion", "Errors") else _RIGHT,
-        _FOREGROUND: _foreground(r, name, criterion),
-        _TIP: _tooltip(r, name, criterion),
-    }
-
-
-_HEADER_TIPS = {
-    "Step": "Training step that sampled the rollout",
-    "Prompt": "The prompt (the group's shared input)",
-    "Completion": "The start of the completion; the group view below shows it whole",
-    "Reward": "Total reward: the weighted sum of the criteria, as optimised",
-    "Adv.": "Advantage: the reward relative to its group (what GRPO learns from)",
-    "Tokens": "Completion length in tokens",
-    "Trunc.": "Cut off at the maximum completion length",
-    "Errors": "Criteria that failed on this rollout",
-    "Label": "Your label: ▲ good (+), ▼ bad (-); ✎ has a note (N)",
-}
-
-
-def _one_line(text: str, limit: int = 110) -> str:
-    # Cut to about what a wide column shows: Qt lays out the whole string to elide it, on every paint.
-    flat = text.replace("\r", "").replace("\n", " ⏎ ")
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-def _number(value: float | None, signed: bool = False) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    return f"{value:+.3f}" if signed else f"{value:.3f}"
-
-
-def _display(r: RolloutRow, name: str, criterion: bool) -> str:
-    if criterion:
-        if name in r.errors:
-            return "error"
-        return _number(r.scores.get(name)) if name in r.scores else ""
-    if name == "Step":
-        return str(r.step)
-    if name == "Prompt":
-        return _one_line(r.prompt, 60)
-    if name == "Completion":
-        return _one_line(r.completion)
-    if name == "Reward":
-        return _number(r.reward)
-    if name == "Adv.":
-        return _number(r.advantage, signed=True)
-    if name == "Tokens":
-        return "" if r.tokens is None else str(r.tokens)
-    if name == "Trunc.":
-        return "✂" if r.truncated else ""
-    if name == "Errors":
-        return ", ".join(r.errors) if r.errors else ("" if not r.error_count else str(r.error_count))
-    if name == "Label":
-        mark = {1: "▲", -1: "▼"}.get(r.label, "")
-        return mark + (" ✎" if r.note else "")
-    return ""
-
-
-def _tooltip(r: RolloutRow, name: str, criterion: bool) -> str | None:
-    if criterion and name in r.errors:
-        return f"{name}: {r.errors[name]}"
-    if name == "Prompt":
-        return r.prompt[:2000]
-    if name == "Completion":
-        return r.completion[:2000] + ("…" if len(r.completion) >= rq.PREVIEW_CHARS else "")
-    if name == "Errors" and r.errors:
-        return "\n".join(f"{k}: {v}" for k, v in r.errors.items())
-    if name == "Label" and (r.label or r.note):
-        return ({1: "Good", -1: "Bad"}.get(r.label, "No label")) + (f"\nNote: {r.note}" if r.note else "")
-    if name == "Adv." and r.group_std is not None and r.group_std <= rq.ZERO_STD:
-        return "Zero-std group: every completion scored the same, so GRPO learns nothing from it"
-    return None
-
-
-_GOOD, _BAD, _MUTED, _WARN = (QBrush(QColor(c)) for c in (GOOD_COLOR, BAD_COLOR, MUTED_COLOR, WARN_COLOR))
-
-
-def _foreground(r: RolloutRow, name: str, criterion: bool) -> QBrush | None:
-    if (criterion and name in r.errors) or name == "Errors":
-        return _BAD
-    if name == "Adv.":
-        if r.group_std is not None and r.group_std <= rq.ZERO_STD:
-            return _MUTED
-        if r.advantage is not None:
-            return _GOOD if r.advantage > 0 else _BAD if r.advantage < 0 else _MUTED
-    if name == "Trunc.":
-        return _WARN
-    if name == "Label":
-        return _GOOD if r.label == 1 else _BAD if r.label == -1 else _MUTED
-    if name in ("Step", "Tokens"):
-        return _MUTED
-    return None

@@ -38,6 +38,7 @@ from studio.state.rollout_export import ExportOptions
 from studio.state.rollout_query import RolloutFilter
 from studio.state.studio_state import StudioState
 from studio.state.workspace import RunRow
+from studio.widgets.inspector_cells import RolloutCells
 from studio.widgets.inspector_export import ExportDialog, ExportJob
 from studio.widgets.inspector_filters import FilterBar
 from studio.widgets.inspector_group import GroupView, PromptHistoryView
@@ -51,7 +52,7 @@ class InspectorView(QWidget):
     def __init__(self, state: StudioState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.state = state
-        self.model = RolloutsModel(self)
+        self.model = RolloutsModel(RolloutCells(), self)
         self.export_job: ExportJob | None = None
         self._select_timer = QTimer(self)
         self._select_timer.setSingleShot(True)

@@ -20,6 +20,7 @@ from studio.state.rollout_export import ExportOptions
 from studio.state.rollout_query import RolloutFilter
 from studio.state.studio_state import StudioState
 from studio.widgets.inspector import InspectorView
+from studio.widgets.inspector_cells import RolloutCells
 from studio.widgets.inspector_text import render_html
 
 WAIT_MS = 10_000
@@ -34,7 +35,7 @@ def dispose(obj: QObject) -> None:
 
 @pytest.fixture
 def model(qtbot) -> Iterator[RolloutsModel]:
-    m = RolloutsModel(page_rows=10)
+    m = RolloutsModel(RolloutCells(), page_rows=10)
     yield m
     m.close()
     dispose(m)
