@@ -9,11 +9,13 @@ Keys: j/k (or ↓/↑) next/previous rollout · Enter the group (←/→ or h/l 
 from __future__ import annotations
 
 import html
+import time
 
 from PySide6.QtCore import QEvent, QObject, Qt, QTimer
 from PySide6.QtGui import QKeyEvent, QKeySequence, QShortcut, QShowEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QApplication,
     QCheckBox,
     QFileDialog,
     QHBoxLayout,
@@ -202,6 +204,15 @@ class InspectorView(QWidget):
             return self.group.current_id()
         r = self.model.rollout(self.table.currentIndex().row())
         return r.id if r else None
+
+    def prepare_screenshot(self, timeout_s: float = 5.0) -> None:
+        """For `rl-studio --screenshot`: wait until the first rows and their group are on screen."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and (
+            self.model.loading or (self.model.rowCount() > 0 and self.group.detail is None)
+        ):
+            QApplication.processEvents()
+            time.sleep(0.01)
 
     # ---- following the state ---------------------------------------------------------------------------
     def _workspace_changed(self) -> None:
