@@ -14,7 +14,9 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QGraphicsItem
 
+from studio.plots.decimate import Decimator
 from studio.plots.smoothing import SmoothedView
 from studio.state.series import Series
 
@@ -49,8 +51,9 @@ class Curve:
     label: str
     band: tuple[pg.PlotDataItem, pg.PlotDataItem, pg.FillBetweenItem, Series, SmoothedView] | None = None
     drawn: tuple[int, int, float] = (-1, -1, -1.0)
-    band_drawn: tuple[int, int] = (-1, -1)
-    extra: dict[str, object] = field(default_factory=dict)
+    lod: dict[str, Decimator] = field(
+        default_factory=lambda: {k: Decimator() for k in ("line", "raw", "lo", "hi")}
+    )
 
 
 def _configure(item: pg.PlotDataItem) -> None:
@@ -69,7 +72,15 @@ class MetricPlot:
             offset=(6, 4), labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(255, 255, 255, 210)
         )
         self.legend.setVisible(False)
+        # The PlotItem imposes its own modes on every item it adds (PlotItem.addItem), so set them here.
+        plot.setDownsampling(auto=True, mode="peak")
+        plot.setClipToView(True)
         plot.showGrid(x=True, y=True, alpha=0.15)
+        # Axes and titles are repainted whenever any curve of the grid changes (the dirty region spans
+        # the whole view); caching them as pixmaps makes that a blit unless they changed themselves.
+        for name in ("left", "bottom"):
+            plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        plot.titleLabel.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         plot.setMenuEnabled(True)
         plot.hideButtons()
         if spec.y_range is not None:
@@ -83,6 +94,9 @@ class MetricPlot:
         self.hint = pg.TextItem(spec.empty_hint, color="#a0aec0", anchor=(0.5, 0.5))
         self.hint.setParentItem(plot.getViewBox())
         plot.getViewBox().sigResized.connect(self._center_hint)
+        # The level of detail depends on the visible range and size: pick it again when they change.
+        plot.getViewBox().sigXRangeChanged.connect(self.invalidate)
+        plot.getViewBox().sigResized.connect(self.invalidate)
         self._center_hint()
         self._title_plain = spec.title
         self.set_title(spec.title)
@@ -111,7 +125,8 @@ class MetricPlot:
         faint = QColor(qcolor)
         faint.setAlpha(70)
         raw = pg.PlotDataItem(pen=pg.mkPen(faint, width=1), connect="finite")
-        pen = pg.mkPen(qcolor, width=1.6, style=style)
+        # Whole-pixel widths: the raster engine strokes fractional widths several times slower.
+        pen = pg.mkPen(qcolor, width=2 if self.spec.band_std_key else 1, style=style)
         if self.spec.symbols:
             line = pg.PlotDataItem(
                 pen=pen,
@@ -142,6 +157,8 @@ class MetricPlot:
                 self.plot.addItem(item)
             # Fill between the items' drawn curves: they are already clipped and downsampled.
             fill = pg.FillBetweenItem(lo.curve, hi.curve, brush=band_color)
+            # lo and hi always change together (lo first): rebuild the fill path once, when hi changes.
+            lo.curve.sigPlotChanged.disconnect(fill.curveChanged)
             self.plot.addItem(fill, ignoreBounds=True)  # lo and hi carry the bounds; a path item pads them
             curve.band = (lo, hi, fill, band_series, SmoothedView(band_series))
         self.curves[(run_id, key)] = curve
@@ -166,10 +183,17 @@ class MetricPlot:
             self.remove_run(run_id)
 
     # ---- updates -------------------------------------------------------------------------------------
+    def invalidate(self, *_: object) -> None:
+        for curve in self.curves.values():
+            curve.drawn = (-1, -1, -1.0)
+
     def refresh(self, weight: float) -> int:
         """setData on the curves whose series or smoothing changed. Returns how many were updated."""
         if not self.spec.smooth:
             weight = 0.0
+        vb = self.plot.getViewBox()
+        visible = vb.viewRange()[0]
+        pixels = float(vb.width())
         updated = 0
         for curve in self.curves.values():
             s = curve.series
@@ -180,28 +204,35 @@ class MetricPlot:
             updated += 1
             x = s.x
             smooth = curve.smoothed.values(weight) if weight > 0 else s.y
-            curve.line.setData(x, smooth)
+            curve.line.setData(*curve.lod["line"].arrays(x, smooth, visible, pixels, (s.generation, weight)))
             curve.raw.setVisible(weight > 0)
             if weight > 0:
-                curve.raw.setData(x, s.y)
+                curve.raw.setData(*curve.lod["raw"].arrays(x, s.y, visible, pixels, (s.generation, "raw")))
             if curve.band is not None:
-                self._refresh_band(curve, x, smooth, weight)
+                self._refresh_band(curve, x, smooth, weight, visible, pixels)
         return updated
 
-    def _refresh_band(self, curve: Curve, x: np.ndarray, mean: np.ndarray, weight: float) -> None:
+    def _refresh_band(
+        self,
+        curve: Curve,
+        x: np.ndarray,
+        mean: np.ndarray,
+        weight: float,
+        visible: tuple[float, float],
+        pixels: float,
+    ) -> None:
         assert curve.band is not None
         lo, hi, _fill, std_series, std_smoothed = curve.band
         if std_series.n == 0:
             return
         # mean and std are logged at the same steps; align by step in case one has gaps.
         std = std_smoothed.values(weight) if weight > 0 else std_series.y
-        if std_series.n != x.shape[0] or not np.array_equal(std_series.x, x):
+        if std_series.n != x.shape[0] or std_series.x[-1] != x[-1] or std_series.x[0] != x[0]:
             idx = np.clip(np.searchsorted(std_series.x, x), 0, std_series.n - 1)
-            aligned = np.where(std_series.x[idx] == x, std[idx], np.nan)
-        else:
-            aligned = std
-        lo.setData(x, mean - aligned)
-        hi.setData(x, mean + aligned)
+            std = np.where(std_series.x[idx] == x, std[idx], np.nan)
+        source = (curve.series.generation, std_series.generation, weight)
+        lo.setData(*curve.lod["lo"].arrays(x, mean - std, visible, pixels, source))
+        hi.setData(*curve.lod["hi"].arrays(x, mean + std, visible, pixels, source))
 
     # ---- hover readout ---------------------------------------------------------------------------------
     def show_cursor(self, step: float | None, run_labels: dict[int, str]) -> None:

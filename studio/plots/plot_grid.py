@@ -94,6 +94,7 @@ class PlotGrid(QWidget):
     # ---- runs -----------------------------------------------------------------------------------------
     def set_runs(self, run_ids: list[int], background: bool = True) -> None:
         """Show these runs' curves (the first is the current run)."""
+        self._x_extent = None  # fit tightly to what is shown now
         restyle = len(run_ids) != len(self.run_ids) and (len(run_ids) > 1) != (len(self.run_ids) > 1)
         for run_id in self.run_ids:
             if run_id not in run_ids or restyle:
@@ -159,10 +160,9 @@ class PlotGrid(QWidget):
 
     def refresh(self) -> int:
         """Push changed series to their curves. Returns how many curves were updated."""
-        updated = sum(plot.refresh(self.weight) for plot in self.plots)
-        if updated and self._auto_x:
-            self._fit_x()
-        return updated
+        if self._auto_x:
+            self._fit_x()  # before setData: the curves then clip and downsample once, to the final range
+        return sum(plot.refresh(self.weight) for plot in self.plots)
 
     def _fit_x(self) -> None:
         lo, hi = float("inf"), float("-inf")
@@ -172,10 +172,17 @@ class PlotGrid(QWidget):
                     lo, hi = min(lo, curve.series.x[0]), max(hi, curve.series.x[-1])
         if lo > hi or (lo, hi) == self._x_extent:
             return
+        first = self._x_extent is None
         self._x_extent = (lo, hi)
         if lo == hi:
             lo, hi = lo - 0.5, hi + 0.5
-        self.plots[0].plot.getViewBox().setXRange(lo, hi, padding=0.02)
+        vb = self.plots[0].plot.getViewBox()
+        (r0, r1) = vb.viewRange()[0]
+        if not first and r0 <= lo and hi <= r1:
+            return  # still inside: leave the axes alone (a range change redraws every axis and curve)
+        # A live run grows to the right: leave headroom so the range changes once per ~10% of steps.
+        headroom = 0.0 if first else 0.1 * (hi - lo)
+        vb.setXRange(lo, hi + headroom, padding=0.02)
 
     def _user_moved(self, *_: object) -> None:
         self._auto_x = False

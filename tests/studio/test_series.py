@@ -84,3 +84,23 @@ def test_smoothed_view_is_incremental_and_restarts_when_points_are_rewritten() -
     assert np.allclose(view.values(0.5), reference_ema(v, 0.5))  # a new weight recomputes
     s.rebase(np.arange(100, dtype=float), np.ones(100))
     assert np.allclose(view.values(0.5)[:100], 1.0)
+
+
+def test_peak_levels_are_incremental_and_keep_every_spike() -> None:
+    from studio.plots.decimate import Decimator, PeakLevel
+
+    rng = np.random.default_rng(3)
+    y = rng.normal(size=20_000)
+    y[100:140] = np.nan
+    y[12_345] = 50.0  # a spike must survive decimation
+    x = np.arange(y.shape[0], dtype=float)
+    grown = PeakLevel(16)
+    for end in (100, 1_000, 1_001, 7_777, 20_000):
+        gx, gy = grown.arrays(x[:end], y[:end], "same source")
+    fx, fy = PeakLevel(16).arrays(x, y, "other")
+    assert np.array_equal(gx, fx) and np.allclose(gy, fy, equal_nan=True)
+    assert np.nanmax(fy) == 50.0 and np.nanmin(fy) == np.nanmin(y)
+    assert np.isnan(fy[2 * (112 // 16)])  # an all-NaN bucket stays a gap
+    d = Decimator()
+    assert len(d.arrays(x, y, (0, 20_000), 300, "s")[0]) < 4_000  # zoomed out: a level
+    assert len(d.arrays(x, y, (0, 1_000), 300, "s")[0]) == 20_000  # zoomed in: every point
