@@ -19,6 +19,15 @@ from pathlib import Path
 _T0 = time.time()
 
 
+def _run_ids(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a run id or a comma-separated list of run ids"
+        ) from None
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from studio.widgets.main_window import VIEWS
 
@@ -32,7 +41,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--view", choices=VIEWS, default="dashboard", help="the view to show in the screenshot"
     )
-    parser.add_argument("--run", type=int, help="the run to show (default: the newest)")
+    parser.add_argument(
+        "--run",
+        type=_run_ids,
+        help="the run to show (default: the newest); 3,1,2 shows run 3 compared with 1 and 2",
+    )
     parser.add_argument("--size", default="1400x900", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 

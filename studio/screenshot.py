@@ -20,21 +20,28 @@ def _settle(seconds: float) -> None:
 
 
 def take_screenshot(
-    window: MainWindow, state: StudioState, out: Path, view: str, run_id: int | None, size: tuple[int, int]
+    window: MainWindow,
+    state: StudioState,
+    out: Path,
+    view: str,
+    run_ids: list[int] | None,
+    size: tuple[int, int],
 ) -> int:
     window.resize(*size)
     window.show()
     if view in ("dashboard", "inspector"):
-        run_id = run_id if run_id is not None else (state.db.latest_run_id() if state.db else None)
-        if run_id is not None and state.run(run_id) is None:
-            print(
-                f"rl-studio: there is no run {run_id} in {state.db.path if state.db else '?'}",
-                file=sys.stderr,
-            )
-            return 2
-        if run_id is not None:
+        latest = state.db.latest_run_id() if state.db else None
+        ids = run_ids or ([latest] if latest is not None else [])
+        for run_id in ids:
+            if state.run(run_id) is None:
+                print(
+                    f"rl-studio: there is no run {run_id} in {state.db.path if state.db else '?'}",
+                    file=sys.stderr,
+                )
+                return 2
             state.load_metrics(run_id, background=False)  # the full history, not the overview
-            state.select_run(run_id)
+        if ids:
+            state.select_run(ids[0], compare=ids[1:])
     window.show_view(view)
     # A view may fill itself with real content first (the rubric editor runs its test on sample rows).
     prepare = getattr(window.views.get(view), "prepare_screenshot", None)

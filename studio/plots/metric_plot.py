@@ -56,6 +56,27 @@ class Curve:
     )
 
 
+_DASH_GLYPHS = {
+    Qt.PenStyle.SolidLine: "—",
+    Qt.PenStyle.DashLine: "╌",
+    Qt.PenStyle.DotLine: "⋯",
+    Qt.PenStyle.DashDotLine: "-·",
+}
+
+
+def _height_only_minimum(label: pg.LabelItem) -> None:
+    height = label.itemRect().height()
+    label.setMinimumWidth(0)
+    label.setMinimumHeight(height)
+    label._sizeHint = {
+        Qt.SizeHint.MinimumSize: (0, height),
+        Qt.SizeHint.PreferredSize: (0, height),
+        Qt.SizeHint.MaximumSize: (-1, -1),
+        Qt.SizeHint.MinimumDescent: (0, 0),
+    }
+    label.updateGeometry()
+
+
 def _configure(item: pg.PlotDataItem) -> None:
     item.setDownsampling(auto=True, method="peak")
     item.setClipToView(True)
@@ -68,10 +89,6 @@ class MetricPlot:
         self.spec = spec
         self.plot = plot
         self.curves: dict[tuple[int, str], Curve] = {}
-        self.legend = plot.addLegend(
-            offset=(6, 4), labelTextSize="8pt", verSpacing=-6, brush=pg.mkBrush(255, 255, 255, 210)
-        )
-        self.legend.setVisible(False)
         # The PlotItem imposes its own modes on every item it adds (PlotItem.addItem), so set them here.
         plot.setDownsampling(auto=True, mode="peak")
         plot.setClipToView(True)
@@ -81,6 +98,10 @@ class MetricPlot:
         for name in ("left", "bottom"):
             plot.getAxis(name).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         plot.titleLabel.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        # A long title (a legend, a hover readout) must not widen its column: LabelItem asks for its
+        # text's width as a minimum after every change; ask for its height only, and clip the text.
+        plot.titleLabel.setFlag(QGraphicsItem.GraphicsItemFlag.ItemClipsChildrenToShape)
+        plot.titleLabel.updateMin = lambda label=plot.titleLabel: _height_only_minimum(label)
         plot.setMenuEnabled(True)
         plot.hideButtons()
         if spec.y_range is not None:
@@ -103,6 +124,27 @@ class MetricPlot:
 
     def _center_hint(self, *_: object) -> None:
         self.hint.setPos(self.plot.getViewBox().rect().center())
+
+    def _update_title(self) -> None:
+        """The title names the curves in their colours when there are several (a legend inside the
+        plot would cover the data)."""
+        title = self.spec.title
+        if len(self.curves) > 1:
+            # One swatch per colour. In a comparison the colour is the run and the criteria of a run
+            # differ by dash, so the title names the runs, then the criteria with their dash.
+            swatches: dict[str, str] = {}
+            dashes: dict[str, str] = {}
+            for c in self.curves.values():
+                color = c.line.opts["pen"].color().name()
+                run, _, criterion = c.label.partition(" ") if c.label.startswith("#") else ("", "", "")
+                swatches.setdefault(color, run or c.label)
+                if criterion:
+                    dashes.setdefault(criterion, _DASH_GLYPHS.get(c.line.opts["pen"].style(), "—"))
+            parts = [f"<span style='color:{color}'>■ {name}</span>" for color, name in swatches.items()]
+            parts += [f"<span style='color:#4a5568'>{glyph} {name}</span>" for name, glyph in dashes.items()]
+            title += "&nbsp;&nbsp; " + "&nbsp; ".join(parts)
+        self._title_plain = title
+        self.set_title(title)
 
     def set_title(self, html: str) -> None:
         self.plot.setTitle(html, size="9pt", color="#2d3748", justify="left")
@@ -162,7 +204,7 @@ class MetricPlot:
             self.plot.addItem(fill, ignoreBounds=True)  # lo and hi carry the bounds; a path item pads them
             curve.band = (lo, hi, fill, band_series, SmoothedView(band_series))
         self.curves[(run_id, key)] = curve
-        self.legend.setVisible(len(self.curves) > 1)
+        self._update_title()
         self.hint.setVisible(False)
         return curve
 
@@ -174,8 +216,7 @@ class MetricPlot:
                 items += list(curve.band[:3])
             for item in items:
                 self.plot.removeItem(item)
-            self.legend.removeItem(curve.line)
-        self.legend.setVisible(len(self.curves) > 1)
+        self._update_title()
         self.hint.setVisible(not self.curves)
 
     def clear(self) -> None:
@@ -261,4 +302,4 @@ class MetricPlot:
         readout = f"&nbsp;&nbsp;<span style='color:#718096'>step {step:.0f}</span>&nbsp; " + "&nbsp; ".join(
             parts
         )
-        self.set_title(f"{self._title_plain}{readout}")
+        self.set_title(f"{self.spec.title}{readout}")

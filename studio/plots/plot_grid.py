@@ -75,6 +75,9 @@ class PlotGrid(QWidget):
             if i // COLUMNS == (len(SPECS) - 1) // COLUMNS:
                 item.setLabel("bottom", "step")
             self.plots.append(MetricPlot(spec, item))
+        for col in range(COLUMNS):  # equal columns, whatever the titles' lengths
+            self.view.ci.layout.setColumnStretchFactor(col, 1)
+            self.view.ci.layout.setColumnPreferredWidth(col, 10)
         self._label_index: dict[tuple[str, str], int] = {}
         # The x axes are linked. Until the user zooms or pans, they span every plot's steps (an eval at
         # step 0 included), which the first plot's own autorange would not.

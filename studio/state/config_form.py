@@ -60,8 +60,19 @@ class FieldSpec:
 
     @property
     def label(self) -> str:
+        special = {"lora.r": "Rank (r)", "training.top_p": "Top-p", "model.dtype": "Dtype"}
+        if self.key in special:
+            return special[self.key]
         text = self.name.replace("_", " ")
-        for short, long in (("lr", "LR"), ("vllm", "vLLM"), ("kl", "KL"), ("gpu", "GPU"), ("vf", "VF")):
+        acronyms = (
+            ("lr", "LR"),
+            ("vllm", "vLLM"),
+            ("kl", "KL"),
+            ("gpu", "GPU"),
+            ("vf", "VF"),
+            ("cpu", "CPU"),
+        )
+        for short, long in acronyms:
             text = " ".join(long if w == short else w for w in text.split())
         return text[0].upper() + text[1:]
 

@@ -72,8 +72,8 @@ class HomeView(QWidget):
         self.demo_note.setObjectName("warning")
         self.demo_card = _card(
             "Try it: the demo",
-            "Teach a tiny bundled model to answer arithmetic in a fixed format with GRPO + LoRA. About three "
-            "minutes on a laptop CPU, nothing to download. Watch the reward rise on the dashboard, then read "
+            "Teach a tiny bundled model to answer arithmetic in a fixed format with GRPO + LoRA: a minute or "
+            "two on a laptop CPU, nothing to download. Watch the reward rise on the dashboard, then read "
             "what the model wrote.",
             self.demo_button,
             self.demo_note,
@@ -109,7 +109,9 @@ class HomeView(QWidget):
         column.addLayout(cards)
         column.addSpacing(18)
         column.addWidget(recent_title)
-        column.addWidget(self.recent, 1)
+        self.recent.setMaximumHeight(8 * 24 + 8)
+        column.addWidget(self.recent)
+        column.addStretch(1)
         holder = QWidget()
         holder.setLayout(column)
         holder.setMaximumWidth(1100)

@@ -254,6 +254,7 @@ class Launcher(QWidget):
                 editor.setCurrentText(str(value))
             elif spec.kind == "list":
                 self._line_edit(editor).setText(", ".join(value))
+                self._line_edit(editor).setCursorPosition(0)
             elif spec.kind == "float":
                 self._line_edit(editor).setText(
                     f"{value:g}" if isinstance(value, float | int) else str(value)
@@ -284,7 +285,7 @@ class Launcher(QWidget):
             return None
         self.message.setText(
             f"<span style='color:#1f8a4c'>✓ Ready: {cfg.algorithm.upper()} on "
-            f"{Path(cfg.resolved_model()).name}, {cfg.training.max_steps} steps.</span>"
+            f"{_short(cfg.resolved_model())}, {cfg.training.max_steps} steps.</span>"
         )
         self.launch_button.setEnabled(self.state.db is not None)
         return cfg
@@ -344,3 +345,9 @@ class Launcher(QWidget):
         cfg.name = name
         self.set_config(cfg, "from a previous run: change what you like, then launch")
         self.state.sig_show_view.emit("launcher")
+
+
+def _short(model: str) -> str:
+    """A model's name for a one-line summary: a hub id as is, a folder by its last two parts."""
+    path = Path(model)
+    return "/".join(path.parts[-2:]) if path.is_absolute() else model
