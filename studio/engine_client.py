@@ -26,12 +26,22 @@ _counter = itertools.count(1)
 
 
 def default_engine_command() -> list[str]:
-    """How to start the engine: RL_STUDIO_ENGINE (a command line) overrides ``python -m engine.cli``."""
+    """How to start the engine.
+
+    RL_STUDIO_ENGINE (a command line) overrides everything. From a Python install: ``python -m
+    engine.cli`` with the studio's own interpreter. From a standalone bundle (packaging/), which holds
+    the GUI but not the training libraries: the ``rl-studio-engine`` found on PATH.
+    """
     override = os.environ.get("RL_STUDIO_ENGINE")
     if override:
         import shlex
 
         return shlex.split(override)
+    if getattr(sys, "frozen", False):
+        import shutil
+
+        found = shutil.which("rl-studio-engine")
+        return [found] if found else ["rl-studio-engine"]
     return [sys.executable, "-m", "engine.cli"]
 
 
@@ -95,8 +105,9 @@ class EngineProcess(QObject):
     # ---- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> None:
         env = QProcessEnvironment.systemEnvironment()
-        path = env.value("PYTHONPATH", "")
-        env.insert("PYTHONPATH", str(REPO_ROOT) + (os.pathsep + path if path else ""))
+        if not getattr(sys, "frozen", False):  # a source checkout: let `-m engine.cli` find the engine
+            path = env.value("PYTHONPATH", "")
+            env.insert("PYTHONPATH", str(REPO_ROOT) + (os.pathsep + path if path else ""))
         env.insert("PYTHONUNBUFFERED", "1")
         env.insert("PYTHONIOENCODING", "utf-8")
         self.process.setProcessEnvironment(env)
@@ -192,6 +203,8 @@ class EngineProcess(QObject):
             with open(self.log_path, "a", encoding="utf-8") as log:
                 log.write(
                     f"The engine could not be started: {' '.join(self.argv)}\n{self.process.errorString()}\n"
+                    "Install the engine (pip install rl-studio) so that `rl-studio-engine` is on PATH, or set "
+                    "RL_STUDIO_ENGINE to the command that starts it.\n"
                 )
             self.status = "failed"
             self.sig_exited.emit(self)
