@@ -23,15 +23,11 @@ collector to walk, which made its pauses longer than a frame after a few thousan
 
 from __future__ import annotations
 
-import gc
 import queue
 import sqlite3
-import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -39,6 +35,7 @@ from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QTim
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 
 from engine.contract import schema
+from studio.models.rollout_worker import Job, QueryWorker, stop_workers
 from studio.state import rollout_query as rq
 from studio.state.rollout_query import RolloutFilter, RolloutRow
 
@@ -68,118 +65,6 @@ class CellMaker(Protocol):
     def cell(self, r: RolloutRow, name: str, criterion: bool) -> dict[int, Any]: ...
 
 
-# ---- background queries --------------------------------------------------------------------------------
-Deliver = Callable[[str, int, Any], None]
-"""(kind, generation, payload) onto the model's result queue: kind is window, counted or failed."""
-
-
-_gc_lock = threading.Lock()
-_gc_holders = 0
-_gc_was_enabled = False
-
-
-@contextmanager
-def no_collection_in_this_thread() -> Iterator[None]:
-    """Keep Python's cyclic garbage collector off while a worker runs a job.
-
-    The collector runs in whichever thread allocates when it is due. Run in a worker, it may free cyclic
-    garbage holding Qt objects (any parentless QObject of the app, not only ours) and so delete them
-    outside the GUI thread, which crashes Qt. Off while any worker is busy, it runs on the GUI thread's
-    next allocation instead. (If the app already collects on a GUI timer with the collector disabled,
-    as pyqtgraph's GarbageCollector does, this changes nothing.)
-    """
-    global _gc_holders, _gc_was_enabled
-    with _gc_lock:
-        if _gc_holders == 0:
-            _gc_was_enabled = gc.isenabled()
-            gc.disable()
-        _gc_holders += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_holders -= 1
-            if _gc_holders == 0 and _gc_was_enabled:
-                gc.enable()
-
-
-@dataclass
-class _Job:
-    gen: int
-    path: str
-    work: Callable[[sqlite3.Connection], None]
-
-
-class _Worker(threading.Thread):
-    """One thread, one read-only connection, jobs in order. Submitting a job of a newer generation
-    skips older queued ones and interrupts an older one that is running (sqlite3_interrupt, which is
-    safe from another thread and costs the running query nothing until it is used)."""
-
-    def __init__(self, name: str, deliver: Deliver) -> None:
-        super().__init__(name=name, daemon=True)
-        self.deliver = deliver
-        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
-        self.latest = 0
-        self.running_gen = 0
-        self._conn: sqlite3.Connection | None = None
-        self._path = ""
-
-    def submit(self, job: _Job) -> None:
-        self.cancel_before(job.gen)
-        self.jobs.put(job)
-
-    def cancel_before(self, gen: int) -> None:
-        """Forget jobs older than ``gen``; interrupt one if it is running."""
-        self.latest = max(self.latest, gen)
-        conn = self._conn
-        if conn is not None and self.running_gen < gen and self.is_alive():
-            with suppress(sqlite3.ProgrammingError):  # closed meanwhile
-                conn.interrupt()
-
-    def stop(self) -> None:
-        self.cancel_before(1 << 62)
-        self.jobs.put(None)
-
-    def _connection(self, path: str) -> sqlite3.Connection:
-        if self._conn is None or path != self._path:
-            if self._conn is not None:
-                self._conn.close()
-            self._conn = schema.connect(path, readonly=True, timeout_s=5.0)
-            self._path = path
-        return self._conn
-
-    def run(self) -> None:
-        while (job := self.jobs.get()) is not None:
-            if job.gen < self.latest:
-                continue
-            self.running_gen = job.gen
-            with no_collection_in_this_thread():
-                self._run(job)
-            self.running_gen = 0
-        if self._conn is not None:
-            self._conn.close()
-
-    def _run(self, job: _Job) -> None:
-        for attempt in (1, 2):
-            try:
-                job.work(self._connection(job.path))
-                return
-            except sqlite3.OperationalError as exc:
-                if "interrupt" not in str(exc):
-                    self._emit_failure(job.gen, exc)
-                    return
-                # Interrupted. Meant for an older job that had just ended? Then run this one again
-                # (rows it already delivered are recognised by id).
-                if job.gen < self.latest or attempt == 2:
-                    return
-            except (sqlite3.Error, OSError) as exc:
-                self._emit_failure(job.gen, exc)
-                return
-
-    def _emit_failure(self, gen: int, exc: BaseException) -> None:
-        self.deliver("failed", gen, f"Could not read the rollouts: {exc}")
-
-
 @dataclass
 class _Window:
     rows: list[RolloutRow]
@@ -193,11 +78,6 @@ class _Window:
     done: bool
     applied: int = 0
     """Rows of this window already stored in the table."""
-
-
-def _stop_workers(*workers: _Worker) -> None:
-    for worker in workers:
-        worker.stop()
 
 
 # ---- the model -----------------------------------------------------------------------------------------
@@ -244,8 +124,8 @@ class RolloutsModel(QStandardItemModel):
         self._poll.setInterval(POLL_MS)
         self._poll.timeout.connect(self._take_results)
         deliver = self._results.put_nowait  # a bound method of the queue: no reference to the model
-        self._pages = _Worker("rollout-pages", lambda *r: deliver(r))
-        self._counts = _Worker("rollout-counts", lambda *r: deliver(r))
+        self._pages = QueryWorker("rollout-pages", lambda *r: deliver(r))
+        self._counts = QueryWorker("rollout-counts", lambda *r: deliver(r))
         self._pages.start()
         self._counts.start()
         self._recount = QTimer(self)
@@ -253,7 +133,7 @@ class RolloutsModel(QStandardItemModel):
         self._recount.setInterval(RECOUNT_MS)
         self._recount.timeout.connect(self._count)
         # The workers stop when this model's Python object goes (the finalizer holds them, not the model).
-        weakref.finalize(self, _stop_workers, self._pages, self._counts)
+        weakref.finalize(self, stop_workers, self._pages, self._counts)
 
     # ---- what is shown ---------------------------------------------------------------------------
     def set_source(self, path: str | None, run_id: int | None) -> None:
@@ -358,7 +238,7 @@ class RolloutsModel(QStandardItemModel):
                 scanned = 1.0 if page.done else -1.0
                 deliver("window", gen, _Window([], [], criteria, page.cursor, scanned, True, page.done))
 
-        self._pages.submit(_Job(gen, self.path, work))
+        self._pages.submit(Job(gen, self.path, work))
         self._poll.start()
         self.sig_state_changed.emit()
 
@@ -458,7 +338,7 @@ class RolloutsModel(QStandardItemModel):
             deliver("counted", gen, (total, matching))
 
         self._counting = True
-        self._counts.submit(_Job(gen, self.path, work))
+        self._counts.submit(Job(gen, self.path, work))
         self._poll.start()
 
     def _take_results(self) -> None:

@@ -231,7 +231,7 @@ class Page:
     upto: int
 
 
-_ROW_COLUMNS = (
+ROW_COLUMNS = (
     "r.id, r.step, r.group_id, r.reward, r.advantage, r.completion_tokens, r.truncated, r.error_count,"
     f" substr(r.completion, 1, {PREVIEW_CHARS}), l.label, l.note"
 )
@@ -278,14 +278,14 @@ def read_page(
     if p.drive in ("errors", "truncated"):
         p.params[1] = _step_floor(conn, run_id, cursor)
     sql = (
-        f"SELECT {_ROW_COLUMNS} FROM {p.source} WHERE {' AND '.join(p.where)}"
+        f"SELECT {ROW_COLUMNS} FROM {p.source} WHERE {' AND '.join(p.where)}"
         f" AND {p.cursor} > ? AND {p.cursor} <= ? ORDER BY {p.order} LIMIT ?"
     )
     collected: list[RolloutRow] = []
     while cursor < upto and len(collected) < limit:
         hi = min(cursor + SCAN_WINDOW, upto) if p.windowed else upto
         want = limit - len(collected)
-        found = [_row(t) for t in conn.execute(sql, (*p.params, cursor, hi, want))]
+        found = [row_from_tuple(t) for t in conn.execute(sql, (*p.params, cursor, hi, want))]
         attach_details(conn, found)
         cursor = found[-1].id if len(found) == want else hi
         if on_window is not None:
@@ -295,7 +295,7 @@ def read_page(
     return Page(collected, cursor, done, upto)
 
 
-def _row(t: Sequence[Any]) -> RolloutRow:
+def row_from_tuple(t: Sequence[Any]) -> RolloutRow:
     return RolloutRow(
         id=t[0],
         step=t[1],
@@ -311,7 +311,7 @@ def _row(t: Sequence[Any]) -> RolloutRow:
     )
 
 
-def _marks(n: int) -> str:
+def marks(n: int) -> str:
     return ",".join("?" * n)
 
 
@@ -324,13 +324,13 @@ def attach_details(conn: sqlite3.Connection, rows: list[RolloutRow]) -> None:
         gid: (prompt, index, std)
         for gid, prompt, index, std in conn.execute(
             f"SELECT id, substr(prompt, 1, {PREVIEW_CHARS}), prompt_index, reward_std FROM groups"
-            f" WHERE id IN ({_marks(len(group_ids))})",
+            f" WHERE id IN ({marks(len(group_ids))})",
             group_ids,
         )
     }
     by_id = {r.id: r for r in rows}
     for rid, criterion, value, error in conn.execute(
-        f"SELECT rollout_id, criterion, value, error FROM scores WHERE rollout_id IN ({_marks(len(rows))})",
+        f"SELECT rollout_id, criterion, value, error FROM scores WHERE rollout_id IN ({marks(len(rows))})",
         list(by_id),
     ):
         row = by_id[rid]
@@ -434,83 +434,3 @@ def criterion_weights(conn: sqlite3.Connection, run_id: int) -> dict[str, float]
 def full_completion(conn: sqlite3.Connection, rollout_id: int) -> str:
     row = conn.execute("SELECT completion FROM rollouts WHERE id = ?", (rollout_id,)).fetchone()
     return str(row[0]) if row else ""
-
-
-# ---- one group, and one prompt over training -----------------------------------------------------------
-@dataclass
-class GroupDetail:
-    id: int
-    step: int
-    prompt: str
-    prompt_index: int | None
-    reward_mean: float | None
-    reward_std: float | None
-    rollouts: list[RolloutRow]
-    """Whole completions, best reward first (rollouts without a reward last)."""
-
-
-_FULL_COLUMNS = _ROW_COLUMNS.replace(f"substr(r.completion, 1, {PREVIEW_CHARS})", "r.completion")
-_GROUP_COLUMNS = "id, step, prompt, prompt_index, reward_mean, reward_std"
-
-
-def _has_explanations(conn: sqlite3.Connection) -> bool:
-    return any(row[1] == "explanation" for row in conn.execute("PRAGMA table_info(scores)"))
-
-
-def _details(conn: sqlite3.Connection, groups: list[tuple[Any, ...]]) -> list[GroupDetail]:
-    if not groups:
-        return []
-    ids = [g[0] for g in groups]
-    rows = [
-        _row(t)
-        for t in conn.execute(
-            f"SELECT {_FULL_COLUMNS} FROM rollouts r LEFT JOIN labels l ON l.rollout_id = r.id"
-            f" WHERE r.group_id IN ({_marks(len(ids))}) ORDER BY r.id",
-            ids,
-        )
-    ]
-    attach_details(conn, rows)
-    if rows and _has_explanations(conn):
-        by_id = {r.id: r for r in rows}
-        for rid, criterion, text in conn.execute(
-            f"SELECT rollout_id, criterion, explanation FROM scores WHERE rollout_id IN ({_marks(len(rows))})"
-            " AND explanation IS NOT NULL",
-            list(by_id),
-        ):
-            by_id[rid].explanations[criterion] = text
-    members: dict[int, list[RolloutRow]] = {gid: [] for gid in ids}
-    for r in rows:
-        members[r.group_id].append(r)
-    out = []
-    for gid, step, prompt, index, mean, std in groups:
-        ranked = sorted(members[gid], key=lambda r: (r.reward is None, -(r.reward or 0.0), r.id))
-        out.append(GroupDetail(gid, step, prompt, index, mean, std, ranked))
-    return out
-
-
-def group_detail(conn: sqlite3.Connection, group_id: int) -> GroupDetail | None:
-    """One prompt group: its prompt and every completion, whole, with scores, errors and labels."""
-    found = conn.execute(f"SELECT {_GROUP_COLUMNS} FROM groups WHERE id = ?", (group_id,)).fetchall()
-    details = _details(conn, found)
-    return details[0] if details else None
-
-
-def prompt_history(
-    conn: sqlite3.Connection, run_id: int, group_id: int, limit: int = 100
-) -> tuple[list[GroupDetail], int]:
-    """Every group of the run with the same prompt as ``group_id`` (same dataset row), by step: the
-    completions to one prompt over training. Returns (the last ``limit`` groups, how many there are)."""
-    g = conn.execute("SELECT prompt_index, prompt FROM groups WHERE id = ?", (group_id,)).fetchone()
-    if g is None:
-        return [], 0
-    if g[0] is not None:
-        where, params = "run_id = ? AND prompt_index = ?", (run_id, g[0])
-    else:  # no dataset row recorded: the same prompt text
-        where, params = "run_id = ? AND prompt_index IS NULL AND prompt = ?", (run_id, g[1])
-    total = int(conn.execute(f"SELECT count(*) FROM groups WHERE {where}", params).fetchone()[0])
-    found = conn.execute(
-        f"SELECT * FROM (SELECT {_GROUP_COLUMNS} FROM groups WHERE {where} ORDER BY step DESC, id DESC"
-        " LIMIT ?) ORDER BY step, id",
-        (*params, limit),
-    ).fetchall()
-    return _details(conn, found), total

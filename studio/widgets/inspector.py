@@ -35,7 +35,7 @@ from PySide6.QtWidgets import (
 from engine.contract.protocol import Event
 from studio.models.rollouts_model import RolloutsModel
 from studio.state import labels as labels_store
-from studio.state import rollout_query as rq
+from studio.state import rollout_groups as rg
 from studio.state.rollout_export import ExportOptions
 from studio.state.rollout_query import RolloutFilter
 from studio.state.studio_state import StudioState
@@ -303,12 +303,12 @@ class InspectorView(QWidget):
                 self.group.set_current(ids.index(r.id), announce=False)
                 self._shown_group = (r.group_id, r.id)
         if self.tabs.currentWidget() is self.group and self._shown_group != (r.group_id, r.id):
-            detail = rq.group_detail(conn, r.group_id)
+            detail = rg.group_detail(conn, r.group_id)
             if detail is not None:
                 self.group.show_group(detail, self.model.criteria, self.model.weights, r.id, visible, words)
                 self._shown_group = (r.group_id, r.id)
         if self.tabs.currentWidget() is self.history and self._shown_history != r.group_id:
-            groups, total = rq.prompt_history(conn, self.model.run_id, r.group_id)
+            groups, total = rg.prompt_history(conn, self.model.run_id, r.group_id)
             self.history.show_history(groups, total, visible)
             self._shown_history = r.group_id
 
@@ -331,7 +331,7 @@ class InspectorView(QWidget):
 
     def _open_from_history(self, group_id: int, rollout_id: int) -> None:
         conn = self.model.conn
-        detail = rq.group_detail(conn, group_id) if conn is not None else None
+        detail = rg.group_detail(conn, group_id) if conn is not None else None
         if detail is None:
             return
         self.tabs.blockSignals(True)

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.contract import schema
-from studio.models.rollouts_model import no_collection_in_this_thread
+from studio.models.rollout_worker import no_collection_in_this_thread
 from studio.state.rollout_export import ExportOptions, export_jsonl
 from studio.state.rollout_query import RolloutFilter
 

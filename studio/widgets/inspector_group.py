@@ -22,7 +22,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from studio.state.rollout_query import ZERO_STD, GroupDetail, RolloutRow
+from studio.state.rollout_groups import GroupDetail
+from studio.state.rollout_query import ZERO_STD, RolloutRow
 from studio.widgets.inspector_cards import CARD_STYLE, RolloutCard, criterion_ranges
 from studio.widgets.inspector_text import render_html, reward_color
 

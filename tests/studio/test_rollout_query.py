@@ -13,6 +13,7 @@ import pytest
 from test_rollout_workspace import Rollout, build_run, read_back
 
 from engine.contract import schema
+from studio.state import rollout_groups as rg
 from studio.state import rollout_query as rq
 from studio.state.labels import LabelError, label_counts, read_labels, save_label
 from studio.state.rollout_export import ExportOptions, export_jsonl, export_rows
@@ -180,7 +181,7 @@ def test_group_detail_sorts_by_reward_and_reads_explanations(built: tuple[Path, 
     path, run_id, _ = built
     rows = read_back(path, run_id)
     group_id = rows[len(rows) // 2].group_id
-    detail = rq.group_detail(conn, group_id)
+    detail = rg.group_detail(conn, group_id)
     assert detail is not None
     members = [r for r in rows if r.group_id == group_id]
     assert {r.id for r in detail.rollouts} == {r.id for r in members}
@@ -188,7 +189,7 @@ def test_group_detail_sorts_by_reward_and_reads_explanations(built: tuple[Path, 
     assert rewards == sorted(rewards, reverse=True)
     assert [r.reward for r in detail.rollouts][len(rewards) :] == [None] * (len(members) - len(rewards))
     assert {r.completion for r in detail.rollouts} == {r.completion for r in members}  # whole, not previews
-    assert rq.group_detail(conn, 10**9) is None
+    assert rg.group_detail(conn, 10**9) is None
 
 
 def test_explanations_are_shown_when_the_workspace_has_them(tmp_path: Path) -> None:
@@ -205,7 +206,7 @@ def test_explanations_are_shown_when_the_workspace_has_them(tmp_path: Path) -> N
             (rid,),
         )
     group_id = c.execute("SELECT group_id FROM rollouts WHERE id = ?", (rid,)).fetchone()[0]
-    detail = rq.group_detail(c, group_id)
+    detail = rg.group_detail(c, group_id)
     c.close()
     assert detail is not None
     assert next(r for r in detail.rollouts if r.id == rid).explanations == {"correct": "the sum is right"}
@@ -215,10 +216,10 @@ def test_prompt_history_is_every_group_of_the_prompt_by_step(built: tuple[Path, 
     path, run_id, _ = built
     rows = read_back(path, run_id)
     pick = next(r for r in rows if r.step == 4 and r.prompt_index == 2)
-    groups, total = rq.prompt_history(conn, run_id, pick.group_id)
+    groups, total = rg.prompt_history(conn, run_id, pick.group_id)
     assert total == 8 and [g.step for g in groups] == list(range(1, 9))
     assert all(g.prompt_index == 2 and len(g.rollouts) == 4 for g in groups)
-    last_two, total = rq.prompt_history(conn, run_id, pick.group_id, limit=2)
+    last_two, total = rg.prompt_history(conn, run_id, pick.group_id, limit=2)
     assert total == 8 and [g.step for g in last_two] == [7, 8]
 
 
