@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable, Set
 from dataclasses import dataclass, field
 
 STYLES = ("trl", "conversational", "verifiers", "openai-python")
@@ -154,7 +155,8 @@ def read_signature(fn: ast.FunctionDef | ast.AsyncFunctionDef) -> Signature:
 
 
 def reads_messages(fn: ast.AST) -> bool:
-    """open-r1 functions index completions as messages (`completion[0]["content"]`)."""
+    """open-r1 functions index completions as messages (`completion[0]["content"]`); such a function gets
+    conversational completions even when the dataset is standard."""
     for node in ast.walk(fn):
         if (
             isinstance(node, ast.Subscript)
@@ -166,18 +168,33 @@ def reads_messages(fn: ast.AST) -> bool:
     return False
 
 
-def detect_style(sig: Signature, fn: ast.AST) -> tuple[str | None, bool]:
-    """The convention a signature follows when the rubric names none (conventions._detect)."""
-    names = set(sig.params)
-    if {"sample", "item"} <= names or (sig.name == "grade" and len(sig.params) == 2):
+def classify(
+    names: Set[str], var_kw: bool, grade_pair: bool, messages: Callable[[], bool]
+) -> tuple[str | None, bool]:
+    """The convention (style, group) of a function with these parameter names, when the rubric names
+    none; None when it fits no convention. ``grade_pair``: a function named grade with two parameters.
+    ``messages`` says whether its body reads completions as messages (asked only when it matters).
+    The one rule set for both the engine (live functions) and the studio (source text)."""
+    if {"sample", "item"} <= names or grade_pair:
         return "openai-python", False
     if names & {"prompt", "completion", "info", "state", "task", "parser"}:
         return "verifiers", False
     if names & VERIFIERS_GROUP_ONLY:
         return "verifiers", True
-    if names & {"prompts", "completions", "completion_ids"} or sig.var_kw:
-        return ("conversational" if reads_messages(fn) else "trl"), False
+    if names & {"prompts", "completions", "completion_ids"} or var_kw:
+        return ("conversational" if messages() else "trl"), False
     return None, False
+
+
+def named_group(style: str, names: Set[str]) -> bool:
+    """Whether a function of a style the rubric names is called once per group (verifiers only)."""
+    return style == "verifiers" and bool(names & (VERIFIERS_GROUP_ONLY | {"prompts", "completions"}))
+
+
+def detect_style(sig: Signature, fn: ast.AST) -> tuple[str | None, bool]:
+    """The convention a signature follows when the rubric names none."""
+    grade_pair = sig.name == "grade" and len(sig.params) == 2
+    return classify(set(sig.params), sig.var_kw, grade_pair, lambda: reads_messages(fn))
 
 
 def convention_names(style: str, group: bool) -> frozenset[str]:
@@ -235,7 +252,7 @@ def analyse(
         style = STYLE_ALIASES.get(style, style)
         if style not in STYLES:
             return fail(f"unknown style '{style}'; use one of {', '.join(STYLES)}")
-        group = style == "verifiers" and bool(names & (VERIFIERS_GROUP_ONLY | {"prompts", "completions"}))
+        group = named_group(style, names)
     else:
         style, group = detect_style(sig, fn)
         if style is None:

@@ -21,14 +21,13 @@ import traceback
 import types
 from typing import Any
 
+from engine.contract.reward_signatures import (
+    STYLES,
+    classify,
+    named_group,
+    reads_messages,
+)
 from engine.rewards.text import as_completion_messages, as_prompt_messages, completion_text, parse_json_output
-
-STYLES = ("trl", "conversational", "verifiers", "openai-python")
-
-TRL_NAMES = {"prompts", "completions", "completion_ids", "trainer_state", "log_extra", "log_metric"}
-VERIFIERS_SAMPLE_NAMES = {"prompt", "completion", "answer", "info", "state", "task", "parser"}
-VERIFIERS_GROUP_ONLY = {"answers", "infos", "states", "tasks"}
-VERIFIERS_GROUP_NAMES = {"prompts", "completions", *VERIFIERS_GROUP_ONLY, "parser"}
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -80,7 +79,8 @@ def analyse(fn: Any, style: str | None, source_text: str | None = None) -> dict[
     shape = f"({', '.join([*params, *(['*args'] if var_pos else []), *(['**kwargs'] if var_kw else [])])})"
 
     if style is None:
-        style, group = _detect(fn, names, var_kw, len(params), source_text)
+        grade_pair = getattr(fn, "__name__", "") == "grade" and len(params) == 2
+        style, group = classify(names, var_kw, grade_pair, lambda: _reads_messages(fn, source_text))
         if style is None:
             raise ConventionError(
                 f"the signature {shape} fits no convention: name prompts/completions (TRL batch style), "
@@ -90,7 +90,7 @@ def analyse(fn: Any, style: str | None, source_text: str | None = None) -> dict[
     elif style not in STYLES:
         raise ConventionError(f"unknown style '{style}'; use one of {', '.join(STYLES)}")
     else:
-        group = style == "verifiers" and bool(names & (VERIFIERS_GROUP_ONLY | {"prompts", "completions"}))
+        group = named_group(style, names)
 
     if style == "openai-python":
         positional = [
@@ -126,23 +126,7 @@ def analyse(fn: Any, style: str | None, source_text: str | None = None) -> dict[
     }
 
 
-def _detect(
-    fn: Any, names: set[str], var_kw: bool, n_params: int, source_text: str | None
-) -> tuple[str | None, bool]:
-    if {"sample", "item"} <= names or (getattr(fn, "__name__", "") == "grade" and n_params == 2):
-        return "openai-python", False
-    if names & {"prompt", "completion", "info", "state", "task", "parser"}:
-        return "verifiers", False
-    if names & VERIFIERS_GROUP_ONLY:
-        return "verifiers", True
-    if names & {"prompts", "completions", "completion_ids"} or var_kw:
-        return ("conversational" if _reads_messages(fn, source_text) else "trl"), False
-    return None, False
-
-
 def _reads_messages(fn: Any, source_text: str | None) -> bool:
-    """open-r1 functions index completions as messages (`completion[0]["content"]`); such a function gets
-    conversational completions even when the dataset is standard."""
     try:
         source = textwrap.dedent(inspect.getsource(fn))
     except (OSError, TypeError):
@@ -151,15 +135,7 @@ def _reads_messages(fn: Any, source_text: str | None) -> bool:
         tree = ast.parse(source)
     except SyntaxError:
         return False
-    for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Subscript)
-            and isinstance(node.slice, ast.Constant)
-            and node.slice.value == "content"
-            and isinstance(node.value, ast.Subscript)
-        ):
-            return True
-    return False
+    return reads_messages(tree)
 
 
 def metric_name(fn: Any) -> str:
