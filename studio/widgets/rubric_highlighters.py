@@ -44,23 +44,13 @@ _BUILTINS = [
 _NONE, _TRIPLE_DOUBLE, _TRIPLE_SINGLE = 0, 1, 2
 
 
-class PythonHighlighter(QSyntaxHighlighter):
-    RULES: ClassVar[list[tuple[re.Pattern[str], QTextCharFormat, int]]] = [
-        (re.compile(r"\b(?:" + "|".join([*keyword.kwlist, "match", "case"]) + r")\b"), KEYWORD, 0),
-        (re.compile(r"\b(?:" + "|".join(_BUILTINS) + r")\b"), BUILTIN, 0),
-        (re.compile(r"\bself\b"), SELF, 0),
-        (
-            re.compile(r"\b[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?j?\b|\b0[xob][0-9a-fA-F_]+\b"),
-            NUMBER,
-            0,
-        ),
-        (re.compile(r"^\s*(@[\w.]+)"), DECORATOR, 1),
-        (re.compile(r"\b(?:def|class)\s+(\w+)"), DEFINITION, 1),
-    ]
-    # One-line strings (with prefixes) and comments, matched left to right so '#' in a string is text.
-    STRING_OR_COMMENT = re.compile(
-        r"""(?P<triple>[rRbBuUfF]{0,2}(?:\"\"\"|'''))|(?P<str>[rRbBuUfF]{0,2}(?:"(?:\\.|[^"\\])*"?|'(?:\\.|[^'\\])*'?))|(?P<comment>\#.*)"""
-    )
+class _LineHighlighter(QSyntaxHighlighter):
+    """Regex rules per line (colouring group ``group`` of each match), then strings and comments left to
+    right so that '#' inside a string is text; a triple-quoted string may go on over lines."""
+
+    RULES: ClassVar[list[tuple[re.Pattern[str], QTextCharFormat, int]]] = []
+    STRING_OR_COMMENT: ClassVar[re.Pattern[str]]
+    """Groups: ``triple`` (an opening triple quote, maybe prefixed), ``str``, ``comment``."""
 
     def highlightBlock(self, text: str) -> None:
         for pattern, fmt, group in self.RULES:
@@ -80,15 +70,12 @@ class PythonHighlighter(QSyntaxHighlighter):
             if m.group("comment"):
                 self.setFormat(m.start(), len(text) - m.start(), COMMENT)
                 return
-            if m.group("triple"):
-                quote = m.group("triple")[-3:]
-                self.setFormat(m.start(), m.end() - m.start(), STRING)
-                start = self._continue_triple(text, m.end(), quote)
-                if start < 0:
-                    return
-                continue
             self.setFormat(m.start(), m.end() - m.start(), STRING)
             start = m.end()
+            if m.group("triple"):
+                start = self._continue_triple(text, start, m.group("triple")[-3:])
+                if start < 0:
+                    return
 
     def _continue_triple(self, text: str, start: int, quote: str) -> int:
         """Colour from `start` to the closing quote; returns where to go on, or -1 if the string goes on."""
@@ -101,50 +88,35 @@ class PythonHighlighter(QSyntaxHighlighter):
         return end + 3
 
 
-class TomlHighlighter(QSyntaxHighlighter):
-    RULES: ClassVar[list[tuple[re.Pattern[str], QTextCharFormat]]] = [
-        (re.compile(r"^\s*\[\[?[^\]]*\]\]?"), SECTION),
-        (re.compile(r"^\s*[A-Za-z0-9_.\"'-]+(?=\s*=)"), TOML_KEY),
+class PythonHighlighter(_LineHighlighter):
+    RULES: ClassVar[list[tuple[re.Pattern[str], QTextCharFormat, int]]] = [
+        (re.compile(r"\b(?:" + "|".join([*keyword.kwlist, "match", "case"]) + r")\b"), KEYWORD, 0),
+        (re.compile(r"\b(?:" + "|".join(_BUILTINS) + r")\b"), BUILTIN, 0),
+        (re.compile(r"\bself\b"), SELF, 0),
+        (
+            re.compile(r"\b[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?j?\b|\b0[xob][0-9a-fA-F_]+\b"),
+            NUMBER,
+            0,
+        ),
+        (re.compile(r"^\s*(@[\w.]+)"), DECORATOR, 1),
+        (re.compile(r"\b(?:def|class)\s+(\w+)"), DEFINITION, 1),
+    ]
+    # One-line strings (with prefixes) and comments.
+    STRING_OR_COMMENT = re.compile(
+        r"""(?P<triple>[rRbBuUfF]{0,2}(?:\"\"\"|'''))|(?P<str>[rRbBuUfF]{0,2}(?:"(?:\\.|[^"\\])*"?|'(?:\\.|[^'\\])*'?))|(?P<comment>\#.*)"""
+    )
+
+
+class TomlHighlighter(_LineHighlighter):
+    RULES: ClassVar[list[tuple[re.Pattern[str], QTextCharFormat, int]]] = [
+        (re.compile(r"^\s*\[\[?[^\]]*\]\]?"), SECTION, 0),
+        (re.compile(r"^\s*[A-Za-z0-9_.\"'-]+(?=\s*=)"), TOML_KEY, 0),
         (
             re.compile(r"(?<=[=\[,\s])(?:true|false|[-+]?\d[\d_]*(?:\.\d+)?(?:[eE][-+]?\d+)?|inf|nan)\b"),
             NUMBER,
+            0,
         ),
     ]
     STRING_OR_COMMENT = re.compile(
         r"""(?P<triple>\"\"\"|''')|(?P<str>"(?:\\.|[^"\\])*"?|'[^']*'?)|(?P<comment>\#.*)"""
     )
-
-    def highlightBlock(self, text: str) -> None:
-        for pattern, fmt in self.RULES:
-            for m in pattern.finditer(text):
-                self.setFormat(m.start(), m.end() - m.start(), fmt)
-        self.setCurrentBlockState(_NONE)
-        start = 0
-        previous = self.previousBlockState()
-        if previous in (_TRIPLE_DOUBLE, _TRIPLE_SINGLE):
-            start = self._continue(text, 0, '"""' if previous == _TRIPLE_DOUBLE else "'''")
-            if start < 0:
-                return
-        while start < len(text):
-            found = self.STRING_OR_COMMENT.search(text, start)
-            if found is None:
-                return
-            if found.group("comment"):
-                self.setFormat(found.start(), len(text) - found.start(), COMMENT)
-                return
-            self.setFormat(found.start(), found.end() - found.start(), STRING)
-            if found.group("triple"):
-                start = self._continue(text, found.end(), found.group("triple"))
-                if start < 0:
-                    return
-                continue
-            start = found.end()
-
-    def _continue(self, text: str, start: int, quote: str) -> int:
-        end = text.find(quote, start)
-        if end < 0:
-            self.setFormat(start, len(text) - start, STRING)
-            self.setCurrentBlockState(_TRIPLE_DOUBLE if quote == '"""' else _TRIPLE_SINGLE)
-            return -1
-        self.setFormat(start, end + 3 - start, STRING)
-        return end + 3
