@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,25 @@ def parse_number(text: str) -> float | None:
         return None
 
 
+def per_row(
+    ctx: ScoringContext,
+    score_one: Callable[[int, str], float | None],
+    failures: tuple[type[Exception], ...] = (TemplateError,),
+) -> CriterionResult:
+    """Score each row with ``score_one(row, text)``. A row whose placeholders cannot be filled (a
+    missing or empty column: TemplateError) scores null with the reason, and the other rows go on."""
+    values: list[float | None] = []
+    errors: list[str | None] = []
+    for i, text in enumerate(ctx.texts):
+        try:
+            values.append(score_one(i, text))
+            errors.append(None)
+        except failures as exc:
+            values.append(None)
+            errors.append(str(exc))
+    return CriterionResult(values, errors)
+
+
 class _Extractor:
     """Where a check finds the answer: inside the last <tag>...</tag>, in a regex's group, or everywhere."""
 
@@ -116,20 +136,15 @@ class ExactMatch(Criterion):
         return text if self.case_sensitive else text.casefold()
 
     def score(self, ctx: ScoringContext) -> CriterionResult:
-        assert self.reference is not None
-        values: list[float | None] = []
-        errors: list[str | None] = []
-        for i, text in enumerate(ctx.texts):
-            try:
-                reference = self.reference.render(ctx, i)
-            except TemplateError as exc:
-                values.append(None)
-                errors.append(str(exc))
-                continue
+        reference = self.reference
+        assert reference is not None
+
+        def one(i: int, text: str) -> float:
+            expected = reference.render(ctx, i)
             answer = self.extract(text)
-            values.append(float(answer is not None and self._norm(answer) == self._norm(reference)))
-            errors.append(None)
-        return CriterionResult(values, errors)
+            return float(answer is not None and self._norm(answer) == self._norm(expected))
+
+        return per_row(ctx, one)
 
     def columns_used(self) -> set[str]:
         return self.reference.columns if self.reference else set()
@@ -146,32 +161,26 @@ class NumericMatch(Criterion):
         self.extract = _Extractor(params)
 
     def score(self, ctx: ScoringContext) -> CriterionResult:
-        assert self.reference is not None
-        values: list[float | None] = []
-        errors: list[str | None] = []
-        for i, text in enumerate(ctx.texts):
-            try:
-                raw = self.reference.value(ctx, i)
-            except TemplateError as exc:
-                values.append(None)
-                errors.append(str(exc))
-                continue
+        reference = self.reference
+        assert reference is not None
+
+        def one(i: int, text: str) -> float | None:
+            raw = reference.value(ctx, i)
             gold = (
                 float(raw)
                 if isinstance(raw, (int, float)) and not isinstance(raw, bool)
                 else parse_number(str(raw))
             )
-            errors.append(None)
             if gold is None:  # the gold answer does not parse: not applicable, as open-r1 does
-                values.append(None)
-                continue
+                return None
             answer = self.extract(text)
             got = parse_number(answer) if answer is not None else None
             ok = got is not None and math.isclose(
                 got, gold, abs_tol=self.tolerance, rel_tol=self.relative_tolerance
             )
-            values.append(float(ok))
-        return CriterionResult(values, errors)
+            return float(ok)
+
+        return per_row(ctx, one)
 
     def columns_used(self) -> set[str]:
         return self.reference.columns if self.reference else set()
@@ -199,19 +208,14 @@ class RegexMatch(Criterion):
         if self.compiled is not None:
             test = getattr(self.compiled, self.mode)
             return CriterionResult([1.0 if test(t) else 0.0 for t in ctx.texts], [None] * n)
-        assert self.pattern_template is not None
-        values: list[float | None] = []
-        errors: list[str | None] = []
-        for i, text in enumerate(ctx.texts):
-            try:
-                pattern = re.compile(self.pattern_template.render(ctx, i, escape=re.escape), self.flags)
-            except (TemplateError, re.error) as exc:
-                values.append(None)
-                errors.append(str(exc))
-                continue
-            values.append(1.0 if getattr(pattern, self.mode)(text) else 0.0)
-            errors.append(None)
-        return CriterionResult(values, errors)
+        pattern_template = self.pattern_template
+        assert pattern_template is not None
+
+        def one(i: int, text: str) -> float:
+            pattern = re.compile(pattern_template.render(ctx, i, escape=re.escape), self.flags)
+            return 1.0 if getattr(pattern, self.mode)(text) else 0.0
+
+        return per_row(ctx, one, (TemplateError, re.error))
 
     def columns_used(self) -> set[str]:
         return self.pattern_template.columns if self.pattern_template else set()
@@ -238,22 +242,16 @@ class Contains(Criterion):
             raise params.error(f"'text': {exc}") from None
 
     def score(self, ctx: ScoringContext) -> CriterionResult:
-        values: list[float | None] = []
-        errors: list[str | None] = []
         combine = any if self.match == "any" else all
-        for i, text in enumerate(ctx.texts):
-            try:
-                needles = [t.render(ctx, i) for t in self.needles]
-            except TemplateError as exc:
-                values.append(None)
-                errors.append(str(exc))
-                continue
+
+        def one(i: int, text: str) -> float:
+            needles = [t.render(ctx, i) for t in self.needles]
             if not self.case_sensitive:
                 text = text.casefold()
                 needles = [s.casefold() for s in needles]
-            values.append(float(combine(s in text for s in needles)))
-            errors.append(None)
-        return CriterionResult(values, errors)
+            return float(combine(s in text for s in needles))
+
+        return per_row(ctx, one)
 
     def columns_used(self) -> set[str]:
         return set().union(*(t.columns for t in self.needles))
