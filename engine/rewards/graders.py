@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.rewards.builtins import per_row
 from engine.rewards.context import ScoringContext
 from engine.rewards.criteria import Criterion, CriterionResult
 from engine.rewards.errors import RubricError
@@ -232,17 +233,13 @@ class StringCheck(Grader):
             return reference in text
         return reference.lower() in text.lower()
 
+    def compare(self, text: str, reference: str) -> float:
+        return float(self.test(text, reference))
+
     def start(self, ctx: ScoringContext) -> Callable[[], CriterionResult]:
-        values: list[float | None] = []
-        errors: list[str | None] = []
-        for i in range(ctx.n):
-            try:
-                values.append(float(self.test(self.input.render(ctx, i), self.reference.render(ctx, i))))
-                errors.append(None)
-            except TemplateError as exc:
-                values.append(None)
-                errors.append(str(exc))
-        result = CriterionResult(values, errors)
+        result = per_row(
+            ctx, lambda i, _: self.compare(self.input.render(ctx, i), self.reference.render(ctx, i))
+        )
         return lambda: result
 
 
@@ -251,18 +248,8 @@ class TextSimilarity(StringCheck):
         super().__init__(input_, reference, "eq")
         self.metric = METRICS[metric]
 
-    def start(self, ctx: ScoringContext) -> Callable[[], CriterionResult]:
-        values: list[float | None] = []
-        errors: list[str | None] = []
-        for i in range(ctx.n):
-            try:
-                values.append(self.metric(self.input.render(ctx, i), self.reference.render(ctx, i)))
-                errors.append(None)
-            except TemplateError as exc:
-                values.append(None)
-                errors.append(str(exc))
-        result = CriterionResult(values, errors)
-        return lambda: result
+    def compare(self, text: str, reference: str) -> float:
+        return self.metric(text, reference)
 
 
 class PythonGrader(Grader):
