@@ -7,7 +7,6 @@ kill -9 loses nothing that was announced.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import sqlite3
@@ -20,6 +19,7 @@ from typing import Any
 
 import sqlite_utils
 
+from engine.contract.rubric_versions import store_version
 from engine.contract.schema import connect, migrate
 
 
@@ -374,31 +374,8 @@ class Workspace:
     # ---- authored things -----------------------------------------------------------------------
     def save_rubric_version(self, name: str, toml_text: str, sources: dict[str, str], note: str = "") -> int:
         """Store a rubric version, immutable; an identical one already stored is reused."""
-        blob = json.dumps({"toml": toml_text, "sources": sources}, sort_keys=True)
-        sha = hashlib.sha256(blob.encode()).hexdigest()
         with self.transaction() as c:
-            row = c.execute("SELECT id FROM rubrics WHERE name = ?", (name,)).fetchone()
-            rubric_id = (
-                row[0]
-                if row
-                else c.execute(
-                    "INSERT INTO rubrics(name, created_at) VALUES (?, ?)", (name, time.time())
-                ).lastrowid
-            )
-            same = c.execute(
-                "SELECT id FROM rubric_versions WHERE rubric_id = ? AND sha256 = ?", (rubric_id, sha)
-            ).fetchone()
-            if same:
-                return int(same[0])
-            version = c.execute(
-                "SELECT COALESCE(MAX(version), 0) + 1 FROM rubric_versions WHERE rubric_id = ?", (rubric_id,)
-            ).fetchone()[0]
-            cur = c.execute(
-                "INSERT INTO rubric_versions(rubric_id, version, toml, sources, sha256, note, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (rubric_id, version, toml_text, json.dumps(sources), sha, note, time.time()),
-            )
-            return int(cur.lastrowid or 0)
+            return store_version(c, name, toml_text, sources, note).version_id
 
     def register_dataset(self, path: str, rows: int, columns: Sequence[str], name: str | None = None) -> int:
         with self.transaction() as c:

@@ -9,14 +9,13 @@ unchanged rubric saves as the version it came from.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.contract.rubric_versions import content_sha256
 from studio.state import rubric_toml
 from studio.state.rubric_kinds import KINDS, template
 
@@ -54,12 +53,6 @@ class CodeTarget:
         if self.where == "grader":
             return f"the python grader of '{self.criterion}' : grade"
         return f"the inline code of '{self.criterion}' : {self.function}"
-
-
-def content_sha256(toml_text: str, sources: dict[str, str]) -> str:
-    """The identity of a rubric version, exactly as engine/store.py save_rubric_version computes it."""
-    blob = json.dumps({"toml": toml_text, "sources": sources}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
 
 
 def leading_comments(text: str) -> str:

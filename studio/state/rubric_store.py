@@ -8,13 +8,12 @@ save_rubric_version does, so a run that loads a saved version links to that same
 from __future__ import annotations
 
 import difflib
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from studio.state.rubric_doc import RUBRIC_FILE, RubricDocument, content_sha256
+from engine.contract.rubric_versions import store_version
+from studio.state.rubric_doc import RUBRIC_FILE, RubricDocument
 from studio.state.workspace import WorkspaceDB
 
 
@@ -63,30 +62,9 @@ def save_version(db: WorkspaceDB, doc: RubricDocument, note: str = "") -> SaveRe
     if not doc.name:
         raise ValueError('the rubric has no name; add name = "..." at the top of its TOML')
     text, sources = doc.snapshot()
-    sha = content_sha256(text, sources)
     with db.writer() as c:
-        row = c.execute("SELECT id FROM rubrics WHERE name = ?", (doc.name,)).fetchone()
-        rubric_id = (
-            row[0]
-            if row
-            else c.execute(
-                "INSERT INTO rubrics(name, created_at) VALUES (?, ?)", (doc.name, time.time())
-            ).lastrowid
-        )
-        same = c.execute(
-            "SELECT id, version FROM rubric_versions WHERE rubric_id = ? AND sha256 = ?", (rubric_id, sha)
-        ).fetchone()
-        if same:
-            return SaveResult(int(same[0]), int(same[1]), created=False)
-        version = c.execute(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM rubric_versions WHERE rubric_id = ?", (rubric_id,)
-        ).fetchone()[0]
-        cur = c.execute(
-            "INSERT INTO rubric_versions(rubric_id, version, toml, sources, sha256, note, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (rubric_id, version, text, json.dumps(sources), sha, note, time.time()),
-        )
-        return SaveResult(int(cur.lastrowid or 0), int(version), created=True)
+        stored = store_version(c, doc.name, text, sources, note)
+    return SaveResult(stored.version_id, stored.version, stored.created)
 
 
 def _info(row: tuple[Any, ...], runs: list[RunUse] | tuple[RunUse, ...] = ()) -> VersionInfo:
