@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,36 +12,53 @@ class DataError(ValueError):
     """A dataset file is missing or malformed; the message names the file and line."""
 
 
-def read_jsonl(path: str | Path, require_prompt: bool = True) -> list[dict[str, Any]]:
+def json_lines(
+    path: str | Path, error: type[Exception] = DataError, hint: str = ""
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-blank line of a JSONL file. A missing or unreadable file, a
+    line that is not JSON or not an object, raises ``error`` naming the file and line (``hint`` is added
+    to the message for a missing file: where the path came from)."""
     p = Path(path)
-    if not p.is_file():
-        raise DataError(
-            f"Dataset {p} does not exist. Check the path in the run config ([data] train / eval)."
-        )
-    rows: list[dict[str, Any]] = []
-    with p.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
+    try:
+        fh = p.open("rb")  # decoded line by line, so a bad byte is reported on its own line
+    except FileNotFoundError:
+        raise error(f"{p} does not exist.{hint}") from None
+    except OSError as exc:
+        raise error(f"{p}: cannot read it ({exc.strerror or exc}).") from None
+    with fh:
+        for number, raw in enumerate(fh, start=1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise error(f"{p}:{number}: not UTF-8 text. Save the file as UTF-8.") from None
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{p}:{number}: not valid JSON ({exc.msg} at column {exc.colno}). "
-                    'Each line must be one JSON object, for example {"prompt": "2+2=", "answer": "4"}.'
+                raise error(
+                    f"{p}:{number}: not valid JSON ({exc.msg} at column {exc.colno}). Each line must be "
+                    'one JSON object, for example {"prompt": "2+2=", "answer": "4"}.'
                 ) from None
             if not isinstance(row, dict):
-                raise DataError(f"{p}:{number}: expected a JSON object, got {type(row).__name__}.")
-            if require_prompt:
-                prompt = row.get("prompt")
-                if not (isinstance(prompt, str) or (isinstance(prompt, list) and prompt)):
-                    raise DataError(
-                        f"{p}:{number}: missing 'prompt' (a string, or a list of chat messages). "
-                        f"The line has keys: {', '.join(row) or 'none'}."
-                    )
-            rows.append(row)
+                raise error(f"{p}:{number}: each line must be one JSON object, not {type(row).__name__}.")
+            yield number, row
+
+
+def read_jsonl(path: str | Path, require_prompt: bool = True) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    hint = " Check the path in the run config ([data] train / eval)."
+    for number, row in json_lines(path, DataError, hint):
+        if require_prompt:
+            prompt = row.get("prompt")
+            if not (isinstance(prompt, str) or (isinstance(prompt, list) and prompt)):
+                raise DataError(
+                    f"{path}:{number}: missing 'prompt' (a string, or a list of chat messages). "
+                    f"The line has keys: {', '.join(row) or 'none'}."
+                )
+        rows.append(row)
     if not rows:
-        raise DataError(f"Dataset {p} has no rows. Add JSON lines with a 'prompt' field.")
+        raise DataError(f"Dataset {path} has no rows. Add JSON lines with a 'prompt' field.")
     return rows
 
 

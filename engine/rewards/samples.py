@@ -3,10 +3,10 @@ which file and line is wrong."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
+from engine.data import json_lines
 from engine.rewards.api import RewardBatch
 
 RESERVED = ("prompt", "completion", "completion_ids")
@@ -17,23 +17,8 @@ class SampleError(ValueError):
 
 
 def read_jsonl(path: str | Path, required: tuple[str, ...] = ("prompt",)) -> list[dict[str, Any]]:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SampleError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SampleError(f"{path}: cannot read it ({exc})") from None
     rows = []
-    for lineno, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError as exc:
-            raise SampleError(f"{path}:{lineno}: not valid JSON ({exc})") from None
-        if not isinstance(row, dict):
-            raise SampleError(f"{path}:{lineno}: each line must be a JSON object, not {type(row).__name__}")
+    for lineno, row in json_lines(path, SampleError):
         for key in required:
             if key not in row:
                 raise SampleError(f"{path}:{lineno}: missing '{key}'")

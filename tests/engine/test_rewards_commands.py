@@ -129,7 +129,7 @@ def test_completion_ids_from_the_default_tokenizer(tmp_path):
     [
         ('{"prompt": "p", "completion": "c"}\n{"prompt": "p"', "s.jsonl:2: not valid JSON"),
         ('{"prompt": "p"}', "s.jsonl:1: missing 'completion'"),
-        ('["p", "c"]', "s.jsonl:1: each line must be a JSON object"),
+        ('["p", "c"]', "s.jsonl:1: each line must be one JSON object"),
         (
             '{"prompt": "p", "completion": 5}',
             "s.jsonl:1: 'completion' must be a string or a list of messages",
@@ -151,7 +151,7 @@ def test_bad_rubric_is_one_line_exit_2(tmp_path):
     result = engine("rubric", "test", tmp_path / "missing.toml", "--samples", tmp_path / "s.jsonl")
     assert_clean_error(result, 2, "missing.toml does not exist")
     result = engine("rubric", "test", tmp_path / "r.toml", "--samples", tmp_path / "none.jsonl")
-    assert_clean_error(result, 2, "none.jsonl: no such file")
+    assert_clean_error(result, 2, "none.jsonl does not exist")
 
 
 # ---- rubric redteam -----------------------------------------------------------------------------------
