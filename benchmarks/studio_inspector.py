@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import random
 import statistics
@@ -68,7 +69,7 @@ def generate(path: Path, rollouts: int, seed: int = 0) -> int:
         ).lastrowid
         rid = gid = 0
         for step in range(1, steps + 1):
-            groups, rows, scores, fts = [], [], [], []
+            groups, rows, fts = [], [], []
             for p in range(PER_STEP // GENERATIONS):
                 gid += 1
                 skill = rng.random()
@@ -96,18 +97,16 @@ def generate(path: Path, rollouts: int, seed: int = 0) -> int:
                             len(text) // 4,
                             truncated,
                             int(failed),
+                            json.dumps(
+                                {
+                                    "correct": None if failed else correct,
+                                    "format": fmt,
+                                    "length": len(text) / 100,
+                                }
+                            ),
+                            json.dumps({"correct": "TimeoutError: over 10 s"}) if failed else None,
                         )
                     )
-                    scores += [
-                        (
-                            rid,
-                            "correct",
-                            None if failed else correct,
-                            "TimeoutError: over 10 s" if failed else None,
-                        ),
-                        (rid, "format", fmt, None),
-                        (rid, "length", len(text) / 100, None),
-                    ]
                     fts.append((rid, text))
                 values = [r for r in rewards if r is not None]
                 mean = sum(values) / len(values)
@@ -118,11 +117,8 @@ def generate(path: Path, rollouts: int, seed: int = 0) -> int:
             conn.executemany("INSERT INTO groups VALUES (?, ?, ?, ?, ?, ?, ?, ?)", groups)
             conn.executemany(
                 "INSERT INTO rollouts(id, run_id, step, group_id, completion, reward, advantage, completion_tokens,"
-                " truncated, error_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " truncated, error_count, scores_json, errors_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
-            )
-            conn.executemany(
-                "INSERT INTO scores(rollout_id, criterion, value, error) VALUES (?, ?, ?, ?)", scores
             )
             conn.executemany("INSERT INTO rollouts_fts(rowid, completion) VALUES (?, ?)", fts)
         labelled = rng.sample(range(1, rid + 1), 2000)

@@ -27,8 +27,13 @@ class StoreError(RuntimeError):
     """The workspace could not be read or written; the message says why and what to do."""
 
 
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+
+
 def _finite(value: Any) -> float | None:
     """SQLite has no NaN: store non-finite numbers as NULL."""
+    if type(value) is float:  # the common case, first
+        return value if math.isfinite(value) else None
     if value is None:
         return None
     try:
@@ -184,10 +189,12 @@ class Workspace:
         Returns the id of the last rollout written (0 if none), for the `rollouts_written` event.
         """
         last_id = 0
+        dumps = _compact_json
         with self.transaction() as c:
             group_id = self._next_id(c, "groups")
             rollout_id = self._next_id(c, "rollouts")
-            group_rows, rollout_rows, score_rows, fts_rows = [], [], [], []
+            first_id = rollout_id
+            group_rows, rollout_rows = [], []
             for g in groups:
                 rewards = [r.reward for r in g.rollouts if r.reward is not None and math.isfinite(r.reward)]
                 mean = sum(rewards) / len(rewards) if rewards else None
@@ -221,13 +228,13 @@ class Workspace:
                             r.completion_tokens,
                             int(r.truncated),
                             len(r.errors),
+                            dumps({name: _finite(value) for name, value in r.scores.items()})
+                            if r.scores
+                            else None,
+                            dumps(r.errors) if r.errors else None,
+                            dumps(r.explanations) if r.explanations else None,
                         )
                     )
-                    fts_rows.append((rollout_id, r.completion))
-                    for name, value in r.scores.items():
-                        score_rows.append(
-                            (rollout_id, name, _finite(value), r.errors.get(name), r.explanations.get(name))
-                        )
                     last_id = rollout_id
                     rollout_id += 1
                 group_id += 1
@@ -238,14 +245,15 @@ class Workspace:
             )
             c.executemany(
                 "INSERT INTO rollouts(id, run_id, step, group_id, completion, reward, advantage,"
-                " completion_tokens, truncated, error_count) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " completion_tokens, truncated, error_count, scores_json, errors_json, explanations_json)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rollout_rows,
             )
-            c.executemany(
-                "INSERT INTO scores(rollout_id, criterion, value, error, explanation) VALUES (?, ?, ?, ?, ?)",
-                score_rows,
+            c.execute(
+                "INSERT INTO rollouts_fts(rowid, completion) SELECT id, completion FROM rollouts"
+                " WHERE id BETWEEN ? AND ?",
+                (first_id, last_id),
             )
-            c.executemany("INSERT INTO rollouts_fts(rowid, completion) VALUES (?, ?)", fts_rows)
         return last_id
 
     @staticmethod
@@ -346,10 +354,6 @@ class Workspace:
             c.execute(
                 "INSERT INTO rollouts_fts(rollouts_fts, rowid, completion)"
                 " SELECT 'delete', id, completion FROM rollouts WHERE run_id = ? AND step > ?",
-                (run_id, step),
-            )
-            c.execute(
-                "DELETE FROM scores WHERE rollout_id IN (SELECT id FROM rollouts WHERE run_id = ? AND step > ?)",
                 (run_id, step),
             )
             c.execute(

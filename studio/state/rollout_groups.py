@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
@@ -32,10 +33,6 @@ _FULL_COLUMNS = ROW_COLUMNS.replace(f"substr(r.completion, 1, {PREVIEW_CHARS})",
 _GROUP_COLUMNS = "id, step, prompt, prompt_index, reward_mean, reward_std"
 
 
-def _has_explanations(conn: sqlite3.Connection) -> bool:
-    return any(row[1] == "explanation" for row in conn.execute("PRAGMA table_info(scores)"))
-
-
 def _details(conn: sqlite3.Connection, groups: list[tuple[Any, ...]]) -> list[GroupDetail]:
     if not groups:
         return []
@@ -49,14 +46,14 @@ def _details(conn: sqlite3.Connection, groups: list[tuple[Any, ...]]) -> list[Gr
         )
     ]
     attach_details(conn, rows)
-    if rows and _has_explanations(conn):
+    if rows:  # judges' explanations: {criterion: text} per rollout, NULL where there is none
         by_id = {r.id: r for r in rows}
-        for rid, criterion, text in conn.execute(
-            f"SELECT rollout_id, criterion, explanation FROM scores WHERE rollout_id IN ({marks(len(rows))})"
-            " AND explanation IS NOT NULL",
+        for rid, blob in conn.execute(
+            f"SELECT id, explanations_json FROM rollouts WHERE id IN ({marks(len(rows))})"
+            " AND explanations_json IS NOT NULL",
             list(by_id),
         ):
-            by_id[rid].explanations[criterion] = text
+            by_id[rid].explanations.update(json.loads(blob))
     members: dict[int, list[RolloutRow]] = {gid: [] for gid in ids}
     for r in rows:
         members[r.group_id].append(r)

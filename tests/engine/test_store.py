@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.contract.schema import SCHEMA_VERSION, connect, schema_version
+from engine.contract.schema import MIGRATIONS, SCHEMA_VERSION, connect, schema_version
 from engine.store import GroupRecord, RolloutRecord, StoreError, Workspace
 
 
@@ -36,6 +36,55 @@ def test_new_workspace_is_migrated_and_wal(workspace_path: Path) -> None:
     assert ws.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     ws.close()
     assert schema_version(connect(str(workspace_path))) == SCHEMA_VERSION  # reopening does not re-migrate
+
+
+def test_a_version_1_workspace_keeps_its_scores_when_migrated(workspace_path: Path) -> None:
+    """Version 2 moved per-criterion score rows into their rollout's row; the scores view reads the same."""
+    conn = sqlite3.connect(workspace_path)
+    conn.executescript(MIGRATIONS[0])
+    conn.execute("INSERT INTO meta(key, value) VALUES ('schema_version', '1')")
+    conn.execute(
+        "INSERT INTO runs(id, name, algorithm, config, created_at) VALUES (1, 'old', 'grpo', '{}', 0)"
+    )
+    conn.execute("INSERT INTO groups(id, run_id, step, prompt) VALUES (1, 1, 1, '2+2=')")
+    conn.executemany(
+        "INSERT INTO rollouts(id, run_id, step, group_id, completion, error_count) VALUES (?, 1, 1, 1, ?, ?)",
+        [(1, "<answer>4</answer>", 0), (2, "four", 1), (3, "unscored", 0)],
+    )
+    conn.executemany(
+        "INSERT INTO scores(rollout_id, criterion, value, error, explanation) VALUES (?, ?, ?, ?, ?)",
+        [
+            (1, "correct", 1.0, None, None),
+            (1, "format", 1.0, None, "an answer tag"),
+            (2, "correct", None, "TimeoutError: took more than 10s", None),
+            (2, "format", 0.0, None, None),
+        ],
+    )
+    conn.commit()
+    conn.close()
+
+    ws = Workspace(workspace_path)
+    assert schema_version(ws.conn) == SCHEMA_VERSION
+    rows = ws.conn.execute("SELECT * FROM scores ORDER BY rollout_id, criterion").fetchall()
+    assert rows == [
+        (1, "correct", 1.0, None, None),
+        (1, "format", 1.0, None, "an answer tag"),
+        (2, "correct", None, "TimeoutError: took more than 10s", None),
+        (2, "format", 0.0, None, None),
+    ]
+    stored = ws.conn.execute("SELECT errors_json, explanations_json FROM rollouts ORDER BY id").fetchall()
+    assert stored == [
+        (None, '{"format":"an answer tag"}'),
+        ('{"correct":"TimeoutError: took more than 10s"}', None),
+        (None, None),
+    ]
+    exported = list(ws.rollouts(1))
+    assert [r["scores"] for r in exported] == [
+        {"correct": 1.0, "format": 1.0},
+        {"correct": None, "format": 0.0},
+        {},
+    ]
+    assert exported[1]["errors"] == {"correct": "TimeoutError: took more than 10s"}
 
 
 def test_not_a_workspace(tmp_path: Path) -> None:

@@ -192,17 +192,14 @@ def test_group_detail_sorts_by_reward_and_reads_explanations(built: tuple[Path, 
     assert rg.group_detail(conn, 10**9) is None
 
 
-def test_explanations_are_shown_when_the_workspace_has_them(tmp_path: Path) -> None:
+def test_judge_explanations_are_read_with_the_group(tmp_path: Path) -> None:
     path = tmp_path / "ws.sqlite"
     run_id = build_run(path, steps=1)
     c = schema.connect(str(path))
-    has_column = any(row[1] == "explanation" for row in c.execute("PRAGMA table_info(scores)"))
-    if not has_column:
-        c.execute("ALTER TABLE scores ADD COLUMN explanation TEXT")
     rid = c.execute("SELECT min(id) FROM rollouts WHERE run_id = ?", (run_id,)).fetchone()[0]
     with c:
         c.execute(
-            "UPDATE scores SET explanation = 'the sum is right' WHERE rollout_id = ? AND criterion = 'correct'",
+            "UPDATE rollouts SET explanations_json = json_object('correct', 'the sum is right') WHERE id = ?",
             (rid,),
         )
     group_id = c.execute("SELECT group_id FROM rollouts WHERE id = ?", (rid,)).fetchone()[0]
@@ -210,6 +207,7 @@ def test_explanations_are_shown_when_the_workspace_has_them(tmp_path: Path) -> N
     c.close()
     assert detail is not None
     assert next(r for r in detail.rollouts if r.id == rid).explanations == {"correct": "the sum is right"}
+    assert all(not r.explanations for r in detail.rollouts if r.id != rid)
 
 
 def test_prompt_history_is_every_group_of_the_prompt_by_step(built: tuple[Path, int, int], conn) -> None:
