@@ -27,7 +27,19 @@ class StoreError(RuntimeError):
     """The workspace could not be read or written; the message says why and what to do."""
 
 
-_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def _scores_json(scores: dict[str, Any]) -> str | None:
+    """{criterion: value | null} as JSON; NaN, infinities and non-numbers become null."""
+    if not scores:
+        return None
+    if all(type(value) is float or value is None for value in scores.values()):
+        try:
+            return _compact_json(scores)  # the common case
+        except ValueError:  # NaN or an infinity
+            pass
+    return _compact_json({name: _finite(value) for name, value in scores.items()})
 
 
 def _finite(value: Any) -> float | None:
@@ -228,9 +240,7 @@ class Workspace:
                             r.completion_tokens,
                             int(r.truncated),
                             len(r.errors),
-                            dumps({name: _finite(value) for name, value in r.scores.items()})
-                            if r.scores
-                            else None,
+                            _scores_json(r.scores),
                             dumps(r.errors) if r.errors else None,
                             dumps(r.explanations) if r.explanations else None,
                         )
