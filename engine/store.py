@@ -30,16 +30,25 @@ class StoreError(RuntimeError):
 _compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
 
 
+_json_keys: dict[str, str] = {}
+"""Criterion names as JSON strings: a rubric has a few, written once per rollout."""
+
+
 def _scores_json(scores: dict[str, Any]) -> str | None:
-    """{criterion: value | null} as JSON; NaN, infinities and non-numbers become null."""
+    """{criterion: value | null} as JSON; NaN, infinities and non-numbers become null. Formatted here
+    rather than by json.dumps, which builds an encoder per call: this runs once per rollout."""
     if not scores:
         return None
-    if all(type(value) is float or value is None for value in scores.values()):
-        try:
-            return _compact_json(scores)  # the common case
-        except ValueError:  # NaN or an infinity
-            pass
-    return _compact_json({name: _finite(value) for name, value in scores.items()})
+    parts = []
+    for name, value in scores.items():
+        key = _json_keys.get(name)
+        if key is None:
+            key = json.dumps(name, ensure_ascii=False)
+            if len(_json_keys) < 10_000:
+                _json_keys[name] = key
+        number = _finite(value)
+        parts.append(f"{key}:{'null' if number is None else repr(number)}")
+    return "{" + ",".join(parts) + "}"
 
 
 def _finite(value: Any) -> float | None:
