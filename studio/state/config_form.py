@@ -34,7 +34,7 @@ GROUP_TITLES = {
     "lora": "LoRA",
     "training": "Training",
     "generation": "Generation",
-    "ppo": "PPO only",
+    "ppo": "PPO only (not available yet)",
 }
 
 

@@ -51,7 +51,7 @@ class HomeView(QWidget):
         icon.setPixmap(QIcon(str(ICON)).pixmap(64, 64))
         title = QLabel("<h1 style='margin:0'>RL Studio</h1>")
         subtitle = QLabel(
-            "Reinforcement-learning post-training for language models (GRPO and PPO with LoRA), "
+            "Reinforcement-learning post-training for language models (GRPO with LoRA), "
             "on your own workstation. Write rewards, launch runs, watch them learn."
         )
         subtitle.setWordWrap(True)
