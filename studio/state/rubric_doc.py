@@ -279,12 +279,14 @@ class RubricDocument:
     def sha256(self) -> str:
         return content_sha256(*self.snapshot())
 
-    def write_to(self, folder: Path) -> Path:
-        """Write rubric.toml and its files into `folder` (for `rubric test`, export). Returns the TOML path."""
+    def write_to(self, folder: Path, unreferenced: bool = True) -> Path:
+        """Write rubric.toml and its files into `folder` (for `rubric test`, export). Returns the TOML path.
+        ``unreferenced``: also the files no criterion names (a referenced module may import them)."""
         folder.mkdir(parents=True, exist_ok=True)
         text, sources = self.snapshot()
-        for extra, content in self.sources.items():  # files not referenced yet may still be imported
-            sources.setdefault(extra, content)
+        if unreferenced:
+            for extra, content in self.sources.items():
+                sources.setdefault(extra, content)
         root = folder.resolve()
         for rel, content in sources.items():
             target = (folder / rel).resolve()

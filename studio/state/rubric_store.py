@@ -172,14 +172,4 @@ def export_folder(doc: RubricDocument, folder: Path, overwrite: bool = False) ->
     existing = folder / RUBRIC_FILE
     if not overwrite and existing.exists() and existing.read_text(encoding="utf-8") != doc.text:
         raise FileExistsError(f"{existing} exists; choose an empty folder to export into")
-    folder.mkdir(parents=True, exist_ok=True)
-    text, sources = doc.snapshot()
-    root = folder.resolve()
-    for rel, content in sources.items():
-        target = (folder / rel).resolve()
-        if root not in target.parents:
-            raise ValueError(f"the source path {rel!r} points outside the export folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(content, encoding="utf-8")
-    existing.write_text(text, encoding="utf-8")
-    return existing
+    return doc.write_to(folder, unreferenced=False)
