@@ -96,8 +96,8 @@ def main() -> None:
             f"wrote {total:,} rollouts in {write_s:.1f}s: {rate:,.0f} rollouts/s (goal >= 50,000; ratio {rate / 50_000:.2f})"
         )
         print(
-            f"  {total / cpu_s:,.0f} rollouts per CPU-second; the other {max(0.0, write_s - cpu_s):.1f}s of wall time"
-            " is waiting for the disk (WAL checkpoints)"
+            f"  {total / cpu_s:,.0f} rollouts per CPU-second; {max(0.0, write_s - cpu_s):.1f}s of the wall time was"
+            " not this process on a CPU (waiting for the disk at WAL checkpoints, or other work on the machine)"
         )
 
         base = "SELECT r.id, r.step, r.reward, r.advantage, r.completion_tokens, r.truncated, g.prompt FROM rollouts r JOIN groups g ON g.id = r.group_id WHERE r.run_id = ?"
