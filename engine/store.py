@@ -7,9 +7,11 @@ kill -9 loses nothing that was announced.
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -20,14 +22,71 @@ from typing import Any
 import sqlite_utils
 
 from engine.contract.rubric_versions import store_version
-from engine.contract.schema import connect, migrate
+from engine.contract.run_status import ACTIVE_STATUSES, holder_alive
+from engine.contract.schema import (
+    SchemaTooNewError,
+    connect,
+    damaged_message,
+    integrity_problem,
+    is_damage_error,
+    migrate,
+)
 
 
 class StoreError(RuntimeError):
     """The workspace could not be read or written; the message says why and what to do."""
 
 
+class DiskFullError(StoreError):
+    """The disk holding the workspace is full. ``path`` is the workspace, ``detail`` the OS's words."""
+
+    def __init__(self, path: str, detail: object):
+        self.path, self.detail = path, str(detail)
+        super().__init__(
+            f"The disk holding {path} is full ({detail}). Free some space; everything committed before "
+            "this is kept."
+        )
+
+
+class DamagedWorkspaceError(StoreError):
+    """The workspace file is damaged; nothing more is written into it."""
+
+
+class RunBusyError(StoreError):
+    """Another live process holds the run."""
+
+
 _compact_json = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+_strict_json = json.JSONEncoder(ensure_ascii=False, allow_nan=False, default=str).encode
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with every NaN or infinity replaced by None, so it encodes as standard JSON."""
+    if type(value) is float:
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def strict_json(value: Any) -> str:
+    """JSON with null where a number is not finite (never `NaN`/`Infinity`, which JSON does not have)."""
+    try:
+        return _strict_json(value)
+    except ValueError:
+        return _strict_json(json_safe(value))
+
+
+def _nonfinite_errors(scores: dict[str, Any], errors: dict[str, str]) -> dict[str, str]:
+    """A score that is NaN or infinite with no error of its own gets one: it is stored as null."""
+    added = None
+    for name, value in scores.items():
+        if type(value) is float and not math.isfinite(value) and name not in errors:
+            added = added if added is not None else dict(errors)
+            added[name] = f"returned {value!r}, not a finite number"
+    return errors if added is None else added
 
 
 _json_keys: dict[str, str] = {}
@@ -86,18 +145,59 @@ class GroupRecord:
     rollouts: list[RolloutRecord]
 
 
-def _disk_full_message(path: str, exc: BaseException) -> str:
-    return (
-        f"The disk holding {path} is full ({exc}). Free some space, then resume the run with "
-        "`rl-studio-engine resume RUN_ID --db WORKSPACE`; everything committed before this is kept."
-    )
+def is_disk_full(exc: BaseException, path: str | Path | None = None) -> bool:
+    """Whether `exc`, or anything it was raised from, says the disk is full.
+
+    Libraries wrap ENOSPC in their own types: safetensors raises `SafetensorError("... os error 28 ...")`,
+    torch.save a `RuntimeError("... file write failed")`, SQLite "database or disk is full". So this walks
+    `__cause__`/`__context__` and reads messages; a bare write failure counts when `path`'s disk is nearly
+    full.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    write_failed = False
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(current).lower()
+        if any(
+            words in text
+            for words in ("no space left", "os error 28", "errno 28", "storagefull", "disk is full", "quota")
+        ):
+            return True
+        write_failed = write_failed or "write failed" in text or "unexpected pos" in text
+        current = current.__cause__ or current.__context__
+    if write_failed and path is not None:
+        import shutil
+
+        probe = Path(path)
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        try:
+            return shutil.disk_usage(probe).free < 64 * 1024 * 1024
+        except OSError:
+            return False
+    return False
 
 
 class Workspace:
-    """One open workspace file."""
+    """One open workspace file.
 
-    def __init__(self, path: str | Path):
+    `create=False` refuses a path that does not exist instead of creating an empty workspace there.
+    `verify=True` (the engine's runs) checks the file with `PRAGMA quick_check` first and refuses a
+    damaged one; a damaged page met later, by any query, raises DamagedWorkspaceError too.
+    """
+
+    def __init__(self, path: str | Path, create: bool = True, verify: bool = False):
         self.path = str(Path(path).expanduser())
+        self._lock = threading.RLock()  # the recorder thread and the training thread share the connection
+        self._depth = 0
+        if not create and not Path(self.path).is_file():
+            raise StoreError(
+                f"The workspace {self.path} does not exist. Pass the path of an existing workspace "
+                "(`rl-studio-engine runs --db FILE` lists a workspace's runs)."
+            )
         parent = Path(self.path).parent
         if not parent.exists():
             parent.mkdir(parents=True, exist_ok=True)
@@ -107,8 +207,18 @@ class Workspace:
             # rewritten (and the file synced) at every checkpoint, so fewer, larger ones write rollouts
             # faster: ~25% going to 16 MB, ~4% more going to 64 MB (benchmarks/store_throughput.py).
             self.conn.execute("PRAGMA wal_autocheckpoint = 16000")
+            if verify:
+                problem = integrity_problem(self.conn)
+                if problem is not None:
+                    raise DamagedWorkspaceError(damaged_message(self.path, problem))
             migrate(self.conn)
+        except SchemaTooNewError as exc:
+            raise StoreError(str(exc)) from None
         except sqlite3.DatabaseError as exc:
+            if is_damage_error(exc) and "file is not a database" not in str(exc):
+                raise DamagedWorkspaceError(damaged_message(self.path, exc)) from None
+            if is_disk_full(exc):
+                raise DiskFullError(self.path, exc) from None
             raise StoreError(
                 f"{self.path} is not an RL Studio workspace or is damaged ({exc}). "
                 "Pass a new file name to create a workspace, or restore this one from a copy."
@@ -120,19 +230,67 @@ class Workspace:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction; turns a full disk into a StoreError that says what to do."""
-        try:
-            with self.conn:
-                yield self.conn
-        except sqlite3.OperationalError as exc:
-            text = str(exc).lower()
-            if "full" in text or "disk i/o" in text:
-                raise StoreError(_disk_full_message(self.path, exc)) from None
-            raise
-        except OSError as exc:
-            if exc.errno == 28:  # ENOSPC
-                raise StoreError(_disk_full_message(self.path, exc)) from None
-            raise
+        """A write transaction, opened with BEGIN IMMEDIATE: it holds the write lock from its first read,
+        so ids and checks read inside it stay true until it commits, whatever other processes write.
+        A full disk becomes a DiskFullError and a damaged file a DamagedWorkspaceError, both saying what
+        to do. Re-entrant within a thread (an inner block joins the outer transaction)."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.conn
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self.conn.execute("BEGIN IMMEDIATE")
+                self._depth = 1
+                try:
+                    with self.conn:
+                        yield self.conn
+                finally:
+                    self._depth = 0
+            except sqlite3.DatabaseError as exc:
+                if is_damage_error(exc):
+                    raise DamagedWorkspaceError(damaged_message(self.path, exc)) from None
+                if is_disk_full(exc) or "disk i/o" in str(exc).lower():
+                    raise DiskFullError(self.path, exc) from None
+                raise
+            except OSError as exc:
+                if is_disk_full(exc):
+                    raise DiskFullError(self.path, exc) from None
+                raise
+
+    # ---- the run's lease: one engine per run ----------------------------------------------------
+    def take_lease(self, run_id: int, pid: int, token: str) -> dict[str, Any]:
+        """Make this process the run's only engine, or raise RunBusyError naming the one that is.
+
+        Read and written in one IMMEDIATE transaction, so of two engines started together exactly one
+        wins. A holder that died (kill -9, power cut) holds nothing: its pid is gone, or now belongs to a
+        process with another start time.
+        """
+        with self.transaction():
+            run = self.run(run_id)
+            holder, held = run["pid"], run.get("lease_token")
+            if holder and holder != pid:
+                if held and holder_alive(holder, held):
+                    raise RunBusyError(
+                        f"Run {run_id} is being trained by process {holder} (status {run['status']}). "
+                        "Only one engine may train a run: stop that process first "
+                        f"(`kill {holder}` stops it gracefully with a checkpoint)."
+                    )
+                if not held and run["status"] in ACTIVE_STATUSES and holder_alive(holder, None):
+                    raise RunBusyError(f"Run {run_id} is still training (process {holder}). Stop it first.")
+            self.conn.execute(
+                "UPDATE runs SET pid = ?, lease_token = ?, updated_at = ? WHERE id = ?",
+                (pid, token, time.time(), run_id),
+            )
+            run.update(pid=pid, lease_token=token)
+            return run
+
+    def release_lease(self, run_id: int, pid: int) -> None:
+        with self.transaction() as c:
+            c.execute("UPDATE runs SET lease_token = NULL WHERE id = ? AND pid = ?", (run_id, pid))
 
     # ---- runs ----------------------------------------------------------------------------------
     def create_run(
@@ -143,13 +301,27 @@ class Workspace:
         max_steps: int,
         config_path: str | None = None,
         rubric_version_id: int | None = None,
+        lease: tuple[int, str] | None = None,
     ) -> int:
+        """Create a run, `queued`; with `lease` (pid, token), held by that process from its first moment."""
         now = time.time()
+        pid, token = lease or (None, None)
         with self.transaction() as c:
             cur = c.execute(
                 "INSERT INTO runs(name, status, algorithm, config, config_path, rubric_version_id, max_steps,"
-                " created_at, updated_at) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-                (name, algorithm, json.dumps(config), config_path, rubric_version_id, max_steps, now, now),
+                " created_at, updated_at, pid, lease_token) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    algorithm,
+                    strict_json(config),
+                    config_path,
+                    rubric_version_id,
+                    max_steps,
+                    now,
+                    now,
+                    pid,
+                    token,
+                ),
             )
             return int(cur.lastrowid or 0)
 
@@ -211,7 +383,7 @@ class Workspace:
         """
         last_id = 0
         dumps = _compact_json
-        with self.transaction() as c:
+        with self.transaction() as c:  # ids are read under the write lock: no other writer can take them
             group_id = self._next_id(c, "groups")
             rollout_id = self._next_id(c, "rollouts")
             first_id = rollout_id
@@ -231,12 +403,13 @@ class Workspace:
                         step,
                         g.prompt_index,
                         g.prompt,
-                        json.dumps(g.columns, default=str),
+                        strict_json(g.columns),
                         mean,
                         std,
                     )
                 )
                 for r in g.rollouts:
+                    errors = _nonfinite_errors(r.scores, r.errors)
                     rollout_rows.append(
                         (
                             rollout_id,
@@ -248,9 +421,9 @@ class Workspace:
                             _finite(r.advantage),
                             r.completion_tokens,
                             int(r.truncated),
-                            len(r.errors),
+                            len(errors),
                             _scores_json(r.scores),
-                            dumps(r.errors) if r.errors else None,
+                            dumps(errors) if errors else None,
                             dumps(r.explanations) if r.explanations else None,
                         )
                     )
@@ -331,8 +504,8 @@ class Workspace:
                 s["prompt"],
                 s["completion"],
                 _finite(s["reward"]),
-                json.dumps(s["scores"]),
-                json.dumps(s["errors"]),
+                _scores_json(s["scores"]) or "{}",
+                strict_json(_nonfinite_errors(s["scores"], s["errors"])),
             )
             for s in samples
         ]
@@ -368,7 +541,8 @@ class Workspace:
         return list(self.db.query(sql + " ORDER BY step, id", (run_id,)))
 
     def truncate_after(self, run_id: int, step: int) -> None:
-        """Forget everything a run recorded after `step` (before resuming from a checkpoint at `step`)."""
+        """Forget everything a run recorded after `step` (before resuming from a checkpoint at `step`;
+        -1 forgets everything, the step-0 evaluation included, for a run that starts over)."""
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO rollouts_fts(rollouts_fts, rowid, completion)"
@@ -391,7 +565,7 @@ class Workspace:
         with self.transaction() as c:
             c.execute(
                 "INSERT INTO events(run_id, time, type, payload) VALUES (?, ?, ?, ?)",
-                (run_id, at or time.time(), type_, json.dumps(payload, default=str)),
+                (run_id, at or time.time(), type_, strict_json(payload)),
             )
 
     # ---- authored things -----------------------------------------------------------------------
@@ -419,6 +593,12 @@ class FollowerWorkspace(Workspace):
 
     def create_run(self, *args: Any, **kwargs: Any) -> int:
         raise RuntimeError("only the main process creates runs")
+
+    def take_lease(self, run_id: int, pid: int, token: str) -> dict[str, Any]:
+        return self.run(run_id)  # the main process holds the run for all of them
+
+    def release_lease(self, run_id: int, pid: int) -> None:
+        return None
 
     def update_run(self, run_id: int, **values: Any) -> None:
         return None

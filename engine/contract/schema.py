@@ -206,9 +206,51 @@ MIGRATIONS: list[str] = [
         (SELECT x.value FROM json_each(r.explanations_json) x WHERE x.key = s.key)
     FROM rollouts r, json_each(r.scores_json) s;
     """,
+    # 3: one engine per run. ``pid`` and ``lease_token`` (the holder's process start time) name the process
+    # that trains a run; it is taken inside a write transaction, and a holder whose process is gone (or
+    # whose pid now belongs to another process) holds nothing. See engine/contract/run_status.py.
+    """
+    ALTER TABLE runs ADD COLUMN lease_token TEXT;
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+DAMAGED_MARKERS = ("malformed", "file is not a database", "disk image", "corrupt")
+"""Words in SQLite's errors for a damaged file ("database disk image is malformed", ...)."""
+
+
+class SchemaTooNewError(RuntimeError):
+    """The workspace was written by a newer RL Studio."""
+
+
+def is_damage_error(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.DatabaseError) and any(m in str(exc).lower() for m in DAMAGED_MARKERS)
+
+
+def damaged_message(path: str, detail: object) -> str:
+    """What to say about a damaged workspace file, and how to get its data back."""
+    fixed = str(path).removesuffix(".sqlite") + "-recovered.sqlite"
+    return (
+        f"The workspace {path} is damaged ({detail}); nothing more will be written into it. "
+        f'Recover what it holds into a new file with `sqlite3 "{path}" ".recover" | sqlite3 "{fixed}"` '
+        "and open that one (or restore the file from a copy)."
+    )
+
+
+def integrity_problem(conn: sqlite3.Connection) -> str | None:
+    """None when ``PRAGMA quick_check`` finds the file sound, else its first complaint.
+
+    quick_check reads every page once (no index cross-checks): about a second per GB on an SSD.
+    """
+    try:
+        rows = conn.execute("PRAGMA quick_check(3)").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return str(exc)
+    if [tuple(r) for r in rows] == [("ok",)]:
+        return None
+    return "; ".join(str(r[0]) for r in rows)
+
 
 RUN_COLUMNS = ("id", "name", "status", "algorithm", "step", "max_steps", "error", "created_at", "finished_at")
 
@@ -256,7 +298,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     """
     before = schema_version(conn)
     if before > SCHEMA_VERSION:
-        raise RuntimeError(
+        raise SchemaTooNewError(
             f"This workspace has schema version {before}, newer than this RL Studio ({SCHEMA_VERSION}). "
             "Upgrade RL Studio to open it."
         )
