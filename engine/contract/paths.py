@@ -1,12 +1,26 @@
-"""Where RL Studio keeps things: the bundled assets, the default workspace, a run's files."""
+"""Where RL Studio keeps things: the bundled assets, the default workspace, a run's files.
+
+The bundled demo (model, data, rubric, run config, reward functions) and the icon are package data of
+`engine` (engine/assets/), found through importlib.resources, so a wheel or a frozen bundle carries them
+as well as a checkout does. They are read as ordinary files (a model folder is opened by path), so the
+package must be installed as files, which pip, editable installs and PyInstaller all do.
+"""
 
 from __future__ import annotations
 
 import os
 import sys
+from importlib.resources import files
 from pathlib import Path
 
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+
+def _assets_dir() -> Path:
+    assets = files("engine") / "assets"
+    # Not a zip import: every installer RL Studio supports unpacks packages into folders.
+    return assets if isinstance(assets, Path) else Path(str(assets))
+
+
+ASSETS_DIR = _assets_dir()
 DEMO_DIR = ASSETS_DIR / "demo"
 DEMO_CONFIG = DEMO_DIR / "run.toml"
 ICON = ASSETS_DIR / "icons" / "rl-studio.svg"

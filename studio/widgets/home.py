@@ -129,8 +129,8 @@ class HomeView(QWidget):
         self.demo_note.setText(
             ""
             if available
-            else "The bundled demo is not installed here (assets/demo/run.toml or the model is missing); "
-            "build it with assets/build_demo.py."
+            else "The bundled demo is not installed here (engine/assets/demo/run.toml or the model is missing); "
+            "build it with engine/assets/build_demo.py."
         )
         self.demo_note.setVisible(not available)
         db = self.state.db

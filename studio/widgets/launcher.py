@@ -301,7 +301,7 @@ class Launcher(QWidget):
         path = demo_config_path(self.state.db) if self.state.db else None
         if path is None or not path.is_file():
             QMessageBox.information(
-                self, "RL Studio", "The bundled demo is not installed (assets/demo/run.toml)."
+                self, "RL Studio", "The bundled demo is not installed (engine/assets/demo/run.toml)."
             )
             return
         self.load_path(path)

@@ -67,5 +67,5 @@ def engine_env() -> dict[str, str]:
 
 requires_demo = pytest.mark.skipif(
     not (DEMO_DIR / "model" / "config.json").is_file(),
-    reason="the bundled demo model is missing: run python assets/build_demo.py",
+    reason="the bundled demo model is missing: run python engine/assets/build_demo.py",
 )

@@ -14,6 +14,8 @@ from pathlib import Path
 from conftest import engine_cmd, engine_env, requires_demo, write_config
 from engine_proc import EngineProcess
 
+from engine.contract.paths import DEMO_DIR
+
 pytestmark = requires_demo
 
 
@@ -214,10 +216,7 @@ def test_demo_command_prints_scores_before_and_after(tmp_path: Path) -> None:
     printed = subprocess.run(
         engine_cmd("demo", "--print-config"), capture_output=True, text=True, env=engine_env(), check=True
     ).stdout
-    assert (
-        'algorithm = "grpo"' in printed
-        and str(Path(__file__).resolve().parents[2] / "assets" / "demo") in printed
-    )
+    assert 'algorithm = "grpo"' in printed and str(DEMO_DIR) in printed
     db = tmp_path / "demo.sqlite"
     proc = subprocess.run(
         engine_cmd("demo", "--db", str(db), "--steps", "2", "--json"),

@@ -10,6 +10,7 @@ from pathlib import Path
 from fake_engine import metric_values
 
 from engine.contract import schema
+from engine.contract.paths import DEMO_DIR
 
 HERE = Path(__file__).parent
 FIXTURES = HERE / "fixtures"
@@ -17,11 +18,11 @@ REPO = HERE.parents[1]
 DEMO_LIKE_CONFIG = """
 name = "tiny"
 [model]
-path = "{repo}/assets/demo/model"
+path = "{demo}/model"
 [data]
-train = "{repo}/assets/demo/data/train.jsonl"
+train = "{demo}/data/train.jsonl"
 [rubric]
-path = "{repo}/assets/demo/rubric.toml"
+path = "{demo}/rubric.toml"
 [training]
 max_steps = 8
 """
@@ -41,7 +42,7 @@ def fake_engine_command(fixture: str, interval: float = 0.03) -> list[str]:
 def write_config(folder: Path) -> Path:
     """A valid run config (its files need not exist for the fake engine)."""
     path = folder / "run.toml"
-    path.write_text(DEMO_LIKE_CONFIG.format(repo=REPO.as_posix()))
+    path.write_text(DEMO_LIKE_CONFIG.format(demo=DEMO_DIR.as_posix()))
     return path
 
 

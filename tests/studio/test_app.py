@@ -11,7 +11,7 @@ import pytest
 from helpers import add_run
 
 from engine.contract import schema
-from engine.contract.paths import DEMO_CONFIG
+from engine.contract.paths import DEMO_CONFIG, DEMO_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 TRAINING_LIBRARIES = {"torch", "transformers", "trl", "peft", "vllm", "datasets", "accelerate"}
@@ -140,10 +140,10 @@ def test_first_start_creates_and_seeds_the_default_workspace(tmp_path: Path) -> 
     datasets = {name: rows for name, rows in conn.execute("SELECT name, rows FROM datasets")}
     rubrics = [name for (name,) in conn.execute("SELECT name FROM rubrics")]
     conn.close()
-    if not (REPO / "assets" / "demo" / "data" / "train.jsonl").is_file():
-        pytest.skip("the bundled demo is not built (assets/demo)")
+    if not (DEMO_DIR / "data" / "train.jsonl").is_file():
+        pytest.skip(f"the bundled demo is not built ({DEMO_DIR})")
     assert datasets.get("demo-train", 0) > 0 and "demo-eval" in datasets
     assert rubrics
     if DEMO_CONFIG.is_file():
         config = tmp_path / "home" / "workspace_files" / "configs" / "demo.toml"
-        assert config.is_file() and str(REPO / "assets" / "demo") in config.read_text()
+        assert config.is_file() and str(DEMO_DIR) in config.read_text()

@@ -50,7 +50,7 @@ def demo_config(folder: Path) -> Path:
 
 @pytest.mark.skipif(
     not (DEMO_DIR / "model" / "config.json").is_file(),
-    reason="the bundled demo model is missing: run python assets/build_demo.py",
+    reason="the bundled demo model is missing: run python engine/assets/build_demo.py",
 )
 def test_the_inspector_shows_what_the_engine_recorded(
     qtbot, state: StudioState, ws_path: Path, tmp_path: Path

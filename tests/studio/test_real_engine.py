@@ -14,7 +14,7 @@ from engine.contract.paths import DEMO_DIR
 
 pytestmark = pytest.mark.skipif(
     not (DEMO_DIR / "model" / "config.json").is_file(),
-    reason="the bundled demo model is missing (assets/demo/model): build it with assets/build_demo.py",
+    reason="the bundled demo model is missing (engine/assets/demo/model): build it with engine/assets/build_demo.py",
 )
 
 CONFIG = """

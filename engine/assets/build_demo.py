@@ -2,13 +2,14 @@
 
 Run from the repository root (about 3 minutes on 2 CPU cores):
 
-    python assets/build_demo.py
+    python engine/assets/build_demo.py
 
+The script lives in the source tree only (the wheel ships what it wrote, not the script).
 It writes, deterministically (fixed seeds, deterministic kernels, one CPU thread):
 
-    assets/demo/data/train.jsonl, eval.jsonl   the task, split into disjoint prompts
-    assets/demo/model/                         tokenizer + weights, loadable with AutoTokenizer /
-                                               AutoModelForCausalLM.from_pretrained
+    engine/assets/demo/data/train.jsonl, eval.jsonl   the task, split into disjoint prompts
+    engine/assets/demo/model/                         tokenizer + weights, loadable with AutoTokenizer /
+                                                      AutoModelForCausalLM.from_pretrained
 
 Why the model is the way it is: the demo must show RL post-training working in a couple of minutes on a
 laptop CPU, so the model has to start where RL helps. Its supervised warm-up sees only the training

@@ -1,4 +1,4 @@
-"""Reward functions of the demo rubric (assets/demo/rubric.toml), in TRL's convention.
+"""Reward functions of the demo rubric (engine/assets/demo/rubric.toml), in TRL's convention.
 
 Each is called by keyword, as trl.GRPOTrainer calls reward functions:
 ``fn(prompts=..., completions=..., completion_ids=..., **dataset_columns)`` and returns one float per
