@@ -4,7 +4,7 @@ Run from the repository root (about 3 minutes on 2 CPU cores):
 
     python engine/assets/build_demo.py
 
-The script lives in the source tree only (the wheel ships what it wrote, not the script).
+Run it in a checkout: the wheel carries it beside its output, which it would overwrite in place.
 It writes, deterministically (fixed seeds, deterministic kernels, one CPU thread):
 
     engine/assets/demo/data/train.jsonl, eval.jsonl   the task, split into disjoint prompts
