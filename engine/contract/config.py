@@ -132,6 +132,32 @@ class GenerationConfig:
     )
 
 
+BUILTIN_ENVIRONMENTS = ("file_manager",)
+"""Environments shipped with the engine, named in a config as builtin:NAME (engine/envs/)."""
+
+
+@dataclass
+class EnvironmentConfig:
+    path: str = _help(
+        "The agent environment: a Python class in TRL's environment_factory convention, as "
+        "FILE.py:ClassName (relative to the config file; for example envs/file_manager.py:FileManagerEnv) "
+        "or builtin:NAME (builtin:file_manager). reset(**row) gets the dataset row and returns the task "
+        "text or None; its public methods with type hints and docstrings are the tools; get_reward() the "
+        "outcome. docs/agents.md.",
+        default="",
+    )
+    max_turns: int = _help(
+        "The most tool-calling rounds per rollout (TRL's max_tool_calling_iterations): after this many, "
+        "the model's last message ends the episode.",
+        default=8,
+    )
+    tool_timeout: float = _help(
+        "Seconds one tool call (or get_reward) may take before the environment's process is killed, "
+        "the call fails with a timeout the model sees, and a fresh process takes over.",
+        default=5.0,
+    )
+
+
 @dataclass
 class RunConfig:
     algorithm: str = _help("grpo or ppo.", default="grpo")
@@ -142,6 +168,10 @@ class RunConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    environment: EnvironmentConfig | None = field(
+        default=None,
+        metadata={"help": "Optional [environment]: train an agent with tools (multi-turn). Absent: none."},
+    )
     base_dir: str = field(default="", metadata={"help": "Folder relative paths are resolved against."})
 
     def __post_init__(self) -> None:
@@ -168,6 +198,8 @@ class RunConfig:
     def to_toml(self, absolute_paths: bool = False) -> str:
         d = self.to_dict()
         d.pop("base_dir")
+        if d.get("environment") is None:
+            d.pop("environment", None)
         if absolute_paths:
             d["model"]["path"] = self.resolved_model()
             for key in ("train", "eval"):
@@ -175,6 +207,10 @@ class RunConfig:
                     d["data"][key] = str(self.resolve(d["data"][key]))
             if d["rubric"]["path"]:
                 d["rubric"]["path"] = str(self.resolve(d["rubric"]["path"]))
+            env = d.get("environment")
+            if env and not env["path"].startswith("builtin:"):
+                file_part, _, class_name = env["path"].rpartition(":")
+                env["path"] = f"{self.resolve(file_part)}:{class_name}"
         return dumps_toml(d)
 
 
@@ -188,9 +224,13 @@ SECTIONS: dict[str, type] = {
 }
 
 
+OPTIONAL_SECTIONS: dict[str, type] = {"environment": EnvironmentConfig}
+"""Sections a config may leave out entirely: absent, the run has none (None on RunConfig)."""
+
+
 def field_help(section: str, key: str) -> str:
     """Help text of a config key, for tooltips and error messages."""
-    cls = SECTIONS.get(section, RunConfig)
+    cls = SECTIONS.get(section) or OPTIONAL_SECTIONS.get(section, RunConfig)
     for f in fields(cls):
         if f.name == key:
             return str(f.metadata.get("help", ""))
@@ -245,10 +285,13 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path = "") -> RunConf
     parts: dict[str, Any] = {}
     for section, cls in SECTIONS.items():
         parts[section] = _build(section, cls, data.pop(section, {}))
+    for section, cls in OPTIONAL_SECTIONS.items():
+        if section in data:
+            parts[section] = _build(section, cls, data.pop(section))
     top: dict[str, Any] = {"algorithm": "grpo", "name": ""}
     for key in list(data):
         if key not in top:
-            known = ", ".join(["algorithm", "name", *(f"[{s}]" for s in SECTIONS)])
+            known = ", ".join(["algorithm", "name", *(f"[{s}]" for s in [*SECTIONS, *OPTIONAL_SECTIONS])])
             raise ConfigError(f"Unknown top-level key {key!r}. Known: {known}.")
         top[key] = _coerce("", key, data.pop(key), "")
     return RunConfig(**top, **parts, base_dir=str(base_dir))
@@ -344,6 +387,37 @@ def validate(cfg: RunConfig) -> None:
         )
     if not 0 < cfg.generation.vllm_gpu_memory_utilization <= 1:
         raise ConfigError("[generation] vllm_gpu_memory_utilization must be in (0, 1].")
+    if cfg.environment is not None:
+        _validate_environment(cfg.environment)
+
+
+def _validate_environment(env: EnvironmentConfig) -> None:
+    builtins = ", ".join(f"builtin:{name}" for name in BUILTIN_ENVIRONMENTS)
+    if not env.path:
+        raise ConfigError(
+            f"[environment] path is empty. Set it to FILE.py:ClassName or one of {builtins}, or remove the "
+            "[environment] section to train without tools."
+        )
+    if env.path.startswith("builtin:"):
+        if env.path.removeprefix("builtin:") not in BUILTIN_ENVIRONMENTS:
+            raise ConfigError(
+                f"[environment] path {env.path!r} names no built-in environment; use {builtins}."
+            )
+    else:
+        file_part, sep, class_name = env.path.rpartition(":")
+        if not sep or not file_part.endswith(".py") or not class_name.isidentifier():
+            raise ConfigError(
+                f"[environment] path must be FILE.py:ClassName (for example "
+                f"envs/file_manager.py:FileManagerEnv) or {builtins}, got {env.path!r}."
+            )
+    if env.max_turns < 1:
+        raise ConfigError(
+            f"[environment] max_turns must be at least 1, got {env.max_turns}. {field_help('environment', 'max_turns')}"
+        )
+    if not (env.tool_timeout > 0 and math.isfinite(env.tool_timeout)):
+        raise ConfigError(
+            f"[environment] tool_timeout must be a positive number of seconds, got {env.tool_timeout}. 5.0 is typical."
+        )
 
 
 # ---- a small TOML writer (tomllib only reads) ------------------------------------------------------
