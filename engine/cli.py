@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 from engine import control
 from engine.contract.paths import DEMO_CONFIG, default_workspace
 from engine.contract.protocol import Event
+from engine.contract.schema import damaged_message, is_damage_error
 
 ENGINE_VERSION = "0.1.0"
 
@@ -136,17 +138,23 @@ def _cmd_runs(args: argparse.Namespace) -> int:
     workspace = _workspace_for_reading(args.db)
     if workspace is None:
         return 2
+    from engine.contract.run_status import run_states
+
+    # An active status whose process is gone (kill -9, power cut) is shown as `interrupted`.
+    states = run_states(workspace.conn)
     runs = [
         {k: r[k] for k in ("id", "name", "status", "algorithm", "step", "max_steps", "error")}
+        | {"status": states[r["id"]].status, "resumable": states[r["id"]].resumable}
         for r in workspace.runs()
     ]
     if args.json:
         print(json.dumps(runs))
         return 0
-    print(f"{'id':>4}  {'name':<24}{'status':<10}{'step':>12}  error")
+    print(f"{'id':>4}  {'name':<24}{'status':<24}{'step':>12}  error")
     for r in runs:
+        label = states[r["id"]].label
         print(
-            f"{r['id']:>4}  {r['name'][:23]:<24}{r['status']:<10}{r['step']:>6}/{r['max_steps']:<5}  {r['error'] or ''}"
+            f"{r['id']:>4}  {r['name'][:23]:<24}{label:<24}{r['step']:>6}/{r['max_steps']:<5}  {r['error'] or ''}"
         )
     return 0
 
@@ -231,6 +239,11 @@ def main(argv: list[str] | None = None) -> int:
         control.emit("hello", pid=os.getpid(), engine_version=ENGINE_VERSION)
     try:
         return int(args.func(args))
+    except sqlite3.DatabaseError as exc:  # a damaged page met by any command that reads the workspace
+        if not is_damage_error(exc):
+            raise
+        print(f"error: {damaged_message(getattr(args, 'db', '') or 'the workspace', exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

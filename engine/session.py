@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import shutil
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from engine.rewards.api import RewardBatch, ScoredBatch
 from engine.store import GroupRecord, RolloutRecord, Workspace
 
 COMPLETE_MARKER = "rl_studio_complete.json"
+ADAPTER_DIR = "adapter"  # the trained LoRA adapter, written whole or not at all (see RunSession.finish)
 ROW_INDEX = "_row"  # the dataset row index carried through the trainer with each prompt
 
 
@@ -247,6 +250,61 @@ class RunSession:
         for old in complete[: -self.cfg.training.keep_checkpoints]:
             self.workspace.forget_checkpoint(old["id"])
             shutil.rmtree(old["path"], ignore_errors=True)
+
+    # ---- the end of a run ---------------------------------------------------------------------------
+    def needs_final_evaluation(self, step: int) -> bool:
+        if not self.eval_rows:
+            return False
+        row = self.workspace.conn.execute(
+            "SELECT 1 FROM metrics WHERE run_id = ? AND step = ? AND key = 'eval/reward/mean' LIMIT 1",
+            (self.run_id, step),
+        ).fetchone()
+        return row is None
+
+    def finished_work_done(self, step: int) -> bool:
+        """Whether what a finished run leaves behind is all there: the adapter and the final evaluation."""
+        return (self.files / ADAPTER_DIR).is_dir() and not self.needs_final_evaluation(step)
+
+    def finish(self, model: Any, tokenizer: Any, step: int, save_adapter: Callable[[str], None]) -> None:
+        """After the last step: write the adapter and the final evaluation, each only if it is missing,
+        so a run killed or stopped between its last checkpoint and its end finishes exactly once.
+
+        The adapter is written into `adapter.partial/` and renamed: a kill leaves no half adapter. A stop
+        that arrives before the evaluation leaves it for `resume` (the run ends `stopped`)."""
+        adapter = self.files / ADAPTER_DIR
+        if not adapter.is_dir():
+            partial = self.files / (ADAPTER_DIR + ".partial")
+            if control.is_main_process():
+                shutil.rmtree(partial, ignore_errors=True)
+            save_adapter(str(partial))
+            if control.is_main_process():
+                partial.replace(adapter)
+        if control.is_main_process() and self.needs_final_evaluation(step):
+            if self.controller.stop_requested:
+                return
+            self.evaluate(model, tokenizer, step)
+
+
+def clean_run_files(workspace: Workspace, run_id: int, keep_adapter: bool) -> list[Path]:
+    """Remove what a kill or a full disk left half-written in a run's folder: checkpoint folders that are
+    not recorded complete (a kill during a save or a rotation, a second SIGTERM), a partial adapter, and
+    (unless the run already reached its last step) an adapter from a life of the run that is forgotten
+    now. Returns what was removed."""
+    folder = run_dir(workspace.path, run_id)
+    if not folder.is_dir():
+        return []
+    complete = {Path(c["path"]).resolve() for c in workspace.checkpoints(run_id)}
+    removed = []
+    for child in folder.iterdir():
+        stale = (
+            (re.fullmatch(r"(tmp-)?checkpoint-\d+", child.name) and child.resolve() not in complete)
+            or child.name == ADAPTER_DIR + ".partial"
+            or (child.name == ADAPTER_DIR and not keep_adapter)
+        )
+        if stale and child.is_dir():
+            shutil.rmtree(child, ignore_errors=True)
+            removed.append(child)
+    return removed
 
 
 def last_complete_checkpoint(workspace: Workspace, run_id: int) -> dict[str, Any] | None:

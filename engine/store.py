@@ -193,6 +193,7 @@ class Workspace:
         self.path = str(Path(path).expanduser())
         self._lock = threading.RLock()  # the recorder thread and the training thread share the connection
         self._depth = 0
+        self.damaged = False  # set when a query meets a damaged page: nothing more is written then
         if not create and not Path(self.path).is_file():
             raise StoreError(
                 f"The workspace {self.path} does not exist. Pass the path of an existing workspace "
@@ -235,6 +236,8 @@ class Workspace:
         A full disk becomes a DiskFullError and a damaged file a DamagedWorkspaceError, both saying what
         to do. Re-entrant within a thread (an inner block joins the outer transaction)."""
         with self._lock:
+            if self.damaged:
+                raise DamagedWorkspaceError(damaged_message(self.path, "a damaged page was met earlier"))
             if self._depth:
                 self._depth += 1
                 try:
@@ -252,6 +255,7 @@ class Workspace:
                     self._depth = 0
             except sqlite3.DatabaseError as exc:
                 if is_damage_error(exc):
+                    self.damaged = True
                     raise DamagedWorkspaceError(damaged_message(self.path, exc)) from None
                 if is_disk_full(exc) or "disk i/o" in str(exc).lower():
                     raise DiskFullError(self.path, exc) from None

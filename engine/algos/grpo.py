@@ -175,7 +175,6 @@ def train(session: RunSession, model: Any, tokenizer: Any, plan: DevicePlan, res
     trainer.train(resume_from_checkpoint=resume_from)
     step = int(trainer.state.global_step)
     if step >= session.cfg.training.max_steps:
-        trainer.save_model(str(session.files / "adapter"))  # the trained LoRA adapter, ready to load or merge
-        if trainer.accelerator.is_main_process:
-            session.evaluate(trainer.model, tokenizer, step)
+        # the trained LoRA adapter, ready to load or merge, and the final evaluation (each exactly once)
+        session.finish(trainer.model, tokenizer, step, trainer.save_model)
     return step

@@ -38,21 +38,16 @@ def process_start_token(pid: int) -> str | None:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
         # the command name (field 2) may hold spaces and parentheses: split after its last ')'
-        start_ticks = stat[stat.rindex(b")") + 2 :].split()[19]
+        fields = stat[stat.rindex(b")") + 2 :].split()
+        if fields[0] in (b"Z", b"X"):  # a zombie (killed, not yet reaped) holds nothing
+            return None
+        start_ticks = fields[19]
         return f"linux:{_boot_id()}:{start_ticks.decode()}"
     except FileNotFoundError:
         if os.path.isdir("/proc/self"):
             return None  # Linux, and there is no such process
     except (OSError, ValueError, IndexError):
         pass
-    try:  # psutil comes with the engine's dependencies (accelerate); use it where it is installed
-        import psutil  # type: ignore[import-untyped]
-
-        return f"psutil:{psutil.Process(pid).create_time():.2f}"
-    except ImportError:
-        pass
-    except Exception:  # psutil.NoSuchProcess, AccessDenied
-        return None
     if sys.platform != "win32":
         try:
             out = subprocess.run(
@@ -61,7 +56,7 @@ def process_start_token(pid: int) -> str | None:
         except (OSError, subprocess.SubprocessError):
             return None
         return f"ps:{out}" if out else None
-    return None
+    return None  # Windows: only the pid is checked (own_token falls back to it)
 
 
 def own_token() -> str:

@@ -146,6 +146,7 @@ def test_kill_then_resume_records_every_step_once(tmp_path: Path) -> None:
             "step": 6,
             "max_steps": 6,
             "error": None,
+            "resumable": False,
         }
     ]
     again = subprocess.run(
