@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.envs.criteria import TRAJECTORY_KINDS
 from engine.rewards.context import ScoringContext
 from engine.rewards.criteria import Criterion, CriterionResult
 from engine.rewards.jsonschema_lite import SchemaError, check_schema, validate
@@ -434,3 +435,4 @@ BUILTIN_KINDS: dict[str, type[Criterion]] = {
         RepetitionPenalty,
     )
 }
+BUILTIN_KINDS.update(TRAJECTORY_KINDS)  # agent runs' trajectory checks: engine/envs/criteria.py
