@@ -380,6 +380,10 @@ def _train(session: Any, resume_from: dict[str, Any] | None) -> int:
         from engine.algos import grpo
 
         return grpo.train(session, model, tokenizer, plan, resume_from["path"] if resume_from else None)
+    if cfg.algorithm == "ppo":
+        from engine.algos import ppo
+
+        return ppo.train(session, model, tokenizer, plan, resume_from["path"] if resume_from else None)
     raise ConfigError(
-        f'algorithm = "{cfg.algorithm}" is not available in this version of the engine; use "grpo".'
+        f'algorithm = "{cfg.algorithm}" is not available in this version of the engine; use "grpo" or "ppo".'
     )

@@ -16,9 +16,10 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-ALGORITHMS = ("grpo",)
-"""The algorithms this engine trains with. PPO's keys are already in the config (marked PPO:), but its
-trainer is not written yet (TRL 1.16 has none), so ``algorithm = "ppo"`` is refused with that reason."""
+ALGORITHMS = ("grpo", "ppo")
+"""The algorithms this engine trains with: GRPO around trl.GRPOTrainer, PPO our own (engine/algos/ppo.py;
+TRL 1.16 has none). Keys marked PPO: are read by PPO only."""
+KL_ESTIMATORS = ("k1", "k3")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -117,7 +118,39 @@ class TrainingConfig:
     gamma: float = _help("PPO: discount factor for GAE.", default=1.0)
     lam: float = _help("PPO: GAE lambda.", default=0.95)
     ppo_epochs: int = _help("PPO: optimisation passes over each batch of rollouts.", default=1)
-    target_kl: float = _help("PPO: the adaptive KL controller's target (0 keeps beta fixed).", default=0.0)
+    target_kl: float = _help(
+        "PPO: the adaptive KL controller's target, in nats per completion (Ziegler et al. 2019): the KL "
+        "coefficient, starting at beta, grows when the policy drifts further than this from the reference "
+        "and shrinks when it stays closer. 0 keeps beta fixed; with a target, beta must be above 0.",
+        default=0.0,
+    )
+    kl_horizon: int = _help(
+        "PPO: the adaptive KL controller's horizon in completions: how fast the coefficient follows the "
+        "target (each step moves it by at most 20% x completions per step / horizon).",
+        default=10000,
+    )
+    kl_estimator: str = _help(
+        "PPO: per-token KL estimator of the penalty against the reference: k1 (log-ratio; unbiased, can "
+        "be negative per token) or k3 (ratio - 1 - log-ratio; non-negative, lower variance).",
+        default="k1",
+    )
+    missing_eos_penalty: float = _help(
+        "PPO: subtracted from the rubric's total when a completion ends without an end-of-sequence token "
+        "(cut off at max_completion_length). 0 disables it.",
+        default=0.0,
+    )
+    num_minibatches: int = _help(
+        "PPO: minibatches each step's rollouts are split into; each PPO epoch takes one optimizer step "
+        "per minibatch. At most prompts_per_step x num_generations.",
+        default=1,
+    )
+    cliprange_value: float = _help(
+        "PPO: clipping range of the value prediction around its rollout-time value (value clipping).",
+        default=0.2,
+    )
+    whiten_advantages: bool = _help(
+        "PPO: normalise advantages to mean 0, std 1 over the step's completion tokens.", default=True
+    )
 
 
 @dataclass
@@ -315,11 +348,6 @@ def load_run_config(path: str | Path) -> RunConfig:
 def validate(cfg: RunConfig) -> None:
     """Check every value; raise ConfigError naming the key and the fix."""
     t, lora = cfg.training, cfg.lora
-    if cfg.algorithm == "ppo":
-        raise ConfigError(
-            'algorithm = "ppo" is not available yet: this engine trains with GRPO only (TRL 1.16 has no PPO '
-            'trainer and ours is not written). Use algorithm = "grpo".'
-        )
     if cfg.algorithm not in ALGORITHMS:
         raise ConfigError(f"algorithm must be one of {', '.join(ALGORITHMS)}, got {cfg.algorithm!r}.")
     if not cfg.model.path:
@@ -339,13 +367,17 @@ def validate(cfg: RunConfig) -> None:
         "log_every": t.log_every,
         "keep_checkpoints": t.keep_checkpoints,
         "ppo_epochs": t.ppo_epochs,
+        "num_minibatches": t.num_minibatches,
+        "kl_horizon": t.kl_horizon,
     }
     for key, value in positive_ints.items():
         if value < 1:
             raise ConfigError(
                 f"[training] {key} must be at least 1, got {value}. {field_help('training', key)}"
             )
-    if t.num_generations < 2:
+    if cfg.algorithm == "ppo":
+        _validate_ppo(t)
+    elif t.num_generations < 2:
         raise ConfigError(
             f"[training] num_generations must be at least 2, got {t.num_generations}: GRPO compares "
             "completions of the same prompt. Use 4-16."
@@ -417,6 +449,39 @@ def _validate_environment(env: EnvironmentConfig) -> None:
     if not (env.tool_timeout > 0 and math.isfinite(env.tool_timeout)):
         raise ConfigError(
             f"[environment] tool_timeout must be a positive number of seconds, got {env.tool_timeout}. 5.0 is typical."
+        )
+
+
+def _validate_ppo(t: TrainingConfig) -> None:
+    if t.num_generations < 1:
+        raise ConfigError(f"[training] num_generations must be at least 1, got {t.num_generations}.")
+    rollouts = t.prompts_per_step * t.num_generations
+    if t.num_minibatches > rollouts:
+        raise ConfigError(
+            f"[training] num_minibatches = {t.num_minibatches} is more than the {rollouts} completions of a "
+            "step (prompts_per_step x num_generations). Lower it, or sample more completions per step."
+        )
+    if t.kl_estimator not in KL_ESTIMATORS:
+        raise ConfigError(
+            f"[training] kl_estimator must be one of {', '.join(KL_ESTIMATORS)}, got {t.kl_estimator!r}. "
+            f"{field_help('training', 'kl_estimator')}"
+        )
+    if not (t.target_kl >= 0 and math.isfinite(t.target_kl)):
+        raise ConfigError(f"[training] target_kl must be 0 or more, got {t.target_kl}. 0 keeps beta fixed.")
+    if t.target_kl > 0 and t.beta == 0:
+        raise ConfigError(
+            f"[training] target_kl = {t.target_kl} adapts the KL coefficient starting from beta, but beta = 0 "
+            "stays 0. Set beta above 0 (for example 0.05), or target_kl = 0 to train without a KL penalty."
+        )
+    if not (t.vf_coef >= 0 and math.isfinite(t.vf_coef)):
+        raise ConfigError(f"[training] vf_coef must be 0 or more, got {t.vf_coef}. 0.1-1.0 is typical.")
+    if not (t.missing_eos_penalty >= 0 and math.isfinite(t.missing_eos_penalty)):
+        raise ConfigError(
+            f"[training] missing_eos_penalty must be 0 or more (it is subtracted), got {t.missing_eos_penalty}."
+        )
+    if not (t.cliprange_value > 0 and math.isfinite(t.cliprange_value)):
+        raise ConfigError(
+            f"[training] cliprange_value must be above 0, got {t.cliprange_value}. 0.2 is typical."
         )
 
 
