@@ -1,0 +1,216 @@
+"""`rl-studio-engine env check`: try an environment on its tasks before spending compute on training.
+
+    rl-studio-engine env check ENV --tasks FILE.jsonl [--policy scripted FILE.jsonl] [--episodes N]
+                               [--max-turns N] [--tool-timeout S] [--json]
+
+ENV is FILE.py:ClassName or builtin:NAME. The check loads the class in its worker, lists the tools with
+their signatures (and whether TRL can build their JSON schemas: every parameter needs a type hint and a
+line in the docstring's Args), resets every task, and with a scripted policy plays each task's tool
+calls and reports per task: the task text, reset errors, tool errors, invalid calls and the reward.
+
+Exit codes: 0 checked (problems are in the report), 2 bad input (the message says what and where).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from engine.data import DataError, json_lines
+from engine.envs.episodes import PolicyError, run_scripted, scripted_turns
+from engine.envs.proxy import EnvironmentFactory, EnvironmentLoadError, load_environment
+
+EXIT_OK = 0
+EXIT_USAGE = 2
+
+
+def register(subparsers: Any) -> None:
+    """Add `env check` to the engine CLI's argparse subparsers."""
+    env = subparsers.add_parser("env", help="Check an agent environment (tools, tasks, rewards).")
+    commands = env.add_subparsers(dest="env_command", metavar="{check}", required=True)
+    check = commands.add_parser(
+        "check", help="Reset every task, list the tools, play a scripted policy, report errors and rewards."
+    )
+    check.add_argument("environment", help="FILE.py:ClassName or builtin:NAME (builtin:file_manager).")
+    check.add_argument(
+        "--tasks", required=True, help="JSONL dataset: one row per task, passed to reset(**row)."
+    )
+    check.add_argument(
+        "--policy",
+        nargs=2,
+        metavar=("KIND", "FILE"),
+        help="'scripted FILE.jsonl': tool calls per task (see engine/envs/episodes.py for the format).",
+    )
+    check.add_argument("--episodes", type=int, default=1, help="Episodes per task (1).")
+    check.add_argument("--max-turns", type=int, default=8, help="The most turns per episode (8).")
+    check.add_argument("--tool-timeout", type=float, default=5.0, help="Seconds per tool call (5.0).")
+    check.add_argument("--json", action="store_true", help="Print a JSON report instead of a table.")
+    check.set_defaults(func=cmd_env_check, protocol=False)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def tool_report(factory: EnvironmentFactory) -> list[dict[str, Any]]:
+    """Each tool's signature, docstring's first line, and what would stop TRL from building its schema."""
+    try:
+        from transformers.utils import get_json_schema
+    except ImportError:  # pragma: no cover - transformers is a dependency of the engine
+        get_json_schema = None
+    probe = factory.proxy_class.__new__(factory.proxy_class)  # the class's functions, no worker
+    out = []
+    for name, info in factory.tools.items():
+        problems = list(info.problems)
+        if get_json_schema is not None and not problems:
+            try:
+                get_json_schema(getattr(probe, name))
+            except Exception as exc:
+                problems.append(f"TRL cannot build its tool schema: {exc}")
+        out.append(
+            {
+                "name": name,
+                "signature": info.text(),
+                "doc": info.doc.splitlines()[0] if info.doc else "",
+                "problems": problems,
+            }
+        )
+    return out
+
+
+def cmd_env_check(args: argparse.Namespace) -> int:
+    if args.episodes < 1:
+        return _fail(f"--episodes must be at least 1, not {args.episodes}")
+    if args.max_turns < 1:
+        return _fail(f"--max-turns must be at least 1, not {args.max_turns}")
+    try:
+        tasks = [row for _, row in json_lines(args.tasks, DataError)]
+        policy = _read_policy(args.policy, tasks) if args.policy else None
+        factory = load_environment(args.environment, tool_timeout=args.tool_timeout)
+    except (DataError, PolicyError, EnvironmentLoadError) as exc:
+        return _fail(str(exc))
+    with factory:
+        report = check(factory, tasks, policy, args.episodes, args.max_turns)
+    report["environment"] = args.environment
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False, default=str))
+    else:
+        print(_table(report))
+    return EXIT_OK
+
+
+def _read_policy(spec: list[str], tasks: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    kind, path = spec
+    if kind != "scripted":
+        raise PolicyError(f"--policy {kind}: the policies are: scripted FILE.jsonl")
+    entries = [(number, row) for number, row in json_lines(path, PolicyError)]
+    by_id = {row["task_id"]: (n, row) for n, row in entries if "task_id" in row}
+    out: list[dict[str, Any] | None] = []
+    for i, task in enumerate(tasks):
+        found = by_id.get(task.get("task_id")) if "task_id" in task and by_id else None
+        if found is None and not by_id and i < len(entries):
+            found = entries[i]
+        if found is None:
+            out.append(None)
+            continue
+        number, entry = found
+        where = f"{path}:{number}"
+        entry = dict(entry, turns=scripted_turns(entry, where))
+        if "final" in entry and not isinstance(entry["final"], str):
+            raise PolicyError(f"{where}: 'final' must be a string (the model's closing message)")
+        out.append(entry)
+    return out
+
+
+def check(
+    factory: EnvironmentFactory,
+    tasks: list[dict[str, Any]],
+    policy: list[dict[str, Any] | None] | None,
+    episodes: int,
+    max_turns: int,
+) -> dict[str, Any]:
+    env = factory()
+    results = []
+    for i, row in enumerate(tasks):
+        entry: dict[str, Any] = {"index": i, "task_id": row.get("task_id")}
+        plan = policy[i] if policy is not None else None
+        if plan is None:
+            task = env.reset(**row)
+            entry["reset_error"] = env._rl_reset_error
+            entry["task"] = None if entry["reset_error"] else task
+            entry["episodes"] = []
+            if policy is not None:
+                entry["note"] = "the scripted policy has no calls for this task"
+        else:
+            runs = []
+            for _ in range(episodes):
+                episode = run_scripted(factory, env, row, plan["turns"], max_turns, plan.get("final"))
+                t = episode.trajectory
+                runs.append(
+                    {
+                        "reward": t.reward,
+                        "reward_error": t.reward_error,
+                        "turns": t.num_turns,
+                        "calls": len(t.calls),
+                        "invalid_calls": sum(not c.valid for c in t.calls),
+                        "tool_errors": [f"{c.tool}: {c.error}" for c in t.calls if c.error],
+                        "environment_error": t.environment_error,
+                        "trajectory": t.as_dict(),
+                    }
+                )
+            entry["task"] = runs[-1]["trajectory"]["task"]
+            entry["reset_error"] = runs[-1]["trajectory"]["reset_error"]
+            entry["episodes"] = runs
+        results.append(entry)
+    rewards = [e["reward"] for r in results for e in r["episodes"] if e["reward"] is not None]
+    return {
+        "class": factory.class_name,
+        "tools": tool_report(factory),
+        "has_reward": factory.has_reward,
+        "tasks": results,
+        "summary": {
+            "tasks": len(results),
+            "reset_errors": sum(r["reset_error"] is not None for r in results),
+            "episodes": sum(len(r["episodes"]) for r in results),
+            "mean_reward": sum(rewards) / len(rewards) if rewards else None,
+            "tool_errors": sum(len(e["tool_errors"]) for r in results for e in r["episodes"]),
+            "invalid_calls": sum(e["invalid_calls"] for r in results for e in r["episodes"]),
+        },
+    }
+
+
+def _table(report: dict[str, Any]) -> str:
+    lines = [f"environment {report['environment']} ({report['class']})", "", "tools:"]
+    for tool in report["tools"]:
+        lines.append(f"  {tool['signature']}  {tool['doc']}")
+        lines.extend(f"    PROBLEM: {p}" for p in tool["problems"])
+    if not report["has_reward"]:
+        lines.append("  (no get_reward: score episodes with the rubric's other criteria)")
+    lines += ["", f"{'#':>4}  {'task':<16}{'reward':>8}{'turns':>7}{'calls':>7}{'invalid':>9}  errors"]
+    for r in report["tasks"]:
+        task_id = str(r["task_id"] if r["task_id"] is not None else "")[:15]
+        if not r["episodes"]:
+            lines.append(
+                f"{r['index']:>4}  {task_id:<16}{'-':>8}{'-':>7}{'-':>7}{'-':>9}  {r['reset_error'] or ''}"
+            )
+        for e in r["episodes"]:
+            reward = "ERROR" if e["reward"] is None and e["reward_error"] else _num(e["reward"])
+            errors = "; ".join(x for x in [r["reset_error"], e["reward_error"], *e["tool_errors"]] if x)
+            lines.append(
+                f"{r['index']:>4}  {task_id:<16}{reward:>8}{e['turns']:>7}{e['calls']:>7}"
+                f"{e['invalid_calls']:>9}  {errors[:200]}"
+            )
+    s = report["summary"]
+    lines += [
+        "",
+        f"{s['tasks']} tasks, {s['reset_errors']} reset errors, {s['episodes']} episodes, mean reward "
+        f"{_num(s['mean_reward'])}, {s['tool_errors']} tool errors, {s['invalid_calls']} invalid calls",
+    ]
+    return "\n".join(lines)
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
