@@ -226,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.rewards.commands import register
 
     register(sub)
+    from engine.envs.commands import register as register_env
+
+    register_env(sub)  # env check
     return parser
 
 
