@@ -16,7 +16,7 @@ from typing import Any
 
 from engine import control
 from engine.contract.paths import DEMO_CONFIG, default_workspace
-from engine.contract.protocol import Event
+from engine.contract.protocol import ErrorReported, Event, Finished, Progress
 from engine.contract.schema import damaged_message, is_damage_error
 
 ENGINE_VERSION = "0.1.0"
@@ -44,12 +44,12 @@ class ProgressBar:
         self.last_line = ""
 
     def __call__(self, event: Event) -> None:
-        if event.type == "progress":
-            step, total = event.get("step", 0), event.get("max_steps", 0) or 1
+        if isinstance(event, Progress):
+            step, total = event.step, event.max_steps or 1
             width = 30
             filled = int(width * min(step / total, 1.0))
-            rate, eta = event.get("steps_per_s"), event.get("eta_s")
-            phase = " evaluating" if event.get("phase") == "eval" else ""
+            rate, eta = event.steps_per_s, event.eta_s
+            phase = " evaluating" if event.phase == "eval" else ""
             extra = f" {rate:.2f} steps/s, ETA {eta:.0f}s" if rate and eta is not None else ""
             line = f"[{'#' * filled}{'.' * (width - filled)}] {step}/{total}{extra}{phase}"
             if self.tty:
@@ -58,7 +58,7 @@ class ProgressBar:
             elif step % 10 == 0 or phase:
                 print(line, file=sys.stderr, flush=True)
             self.last_line = line
-        elif event.type in ("finished", "error") and self.tty:
+        elif isinstance(event, Finished | ErrorReported) and self.tty:
             sys.stderr.write("\n")
 
 

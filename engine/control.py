@@ -51,10 +51,15 @@ def claim_stdout() -> None:
     sys.stdout = sys.stderr
 
 
-def emit(type_: str, **data: Any) -> Event:
-    """Write one event line. A reader that went away (closed pipe) is not an error: the run goes on."""
+def emit(event: Event | str, **fields: Any) -> Event:
+    """Write one event line: a typed event (``emit(Progress(run_id=1, ...))``) or a wire type and its
+    fields (``emit("progress", run_id=1, ...)``), checked against the event's dataclass either way.
+    A reader that went away (closed pipe) is not an error: the run goes on."""
     global _protocol_out
-    event = make_event(type_, **data)
+    if isinstance(event, str):
+        event = make_event(event, **fields)
+    elif fields:
+        raise TypeError("emit() takes a typed event or a type name with fields, not both")
     if not is_main_process():
         return event
     for listener in _listeners:

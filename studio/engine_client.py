@@ -1,17 +1,23 @@
-"""Engine processes: QProcess lifecycle, JSON-line events in, commands out.
+"""Engine processes: how the studio starts them, and the QProcess lifecycle of runs.
 
-Each run or resume is one child process (``python -m engine.cli run|resume ...``). Its stdout carries
-protocol events (engine/contract/protocol.py), parsed here into Qt signals. Its stderr goes to a log
-file beside the workspace, not to a pipe: the log pane tails that file, a studio that reopens the
-workspace later finds it again, and an engine left training in the background never writes into a
-closed pipe. The engine is started in its own session so that closing the studio's terminal does not
-hang it up.
+Every engine process the studio starts (a run or resume, `rubric test` and `rubric redteam`, ...) goes
+through ``start_engine``: the command comes from ``engine_command`` (RL_STUDIO_ENGINE, the standalone
+bundle, or this interpreter), the environment lets a source checkout find the engine, and the child gets
+its own session, so closing the studio's terminal does not hang it up and killing its process group
+reaches the reward workers it spawned.
+
+A run's stdout carries protocol events (engine/contract/protocol.py), parsed here into typed events and
+relayed as Qt signals. Its stderr goes to a log file beside the workspace, not to a pipe: the log pane
+tails that file, a studio that reopens the workspace later finds it again, and an engine left training
+in the background never writes into a closed pipe.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
+import shlex
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -19,30 +25,58 @@ from pathlib import Path
 from PySide6.QtCore import QByteArray, QIODevice, QObject, QProcess, QProcessEnvironment, Signal
 
 import engine.contract
-from engine.contract.protocol import Event, ProtocolError, command_line, parse_event
+from engine.contract.protocol import (
+    ErrorReported,
+    Finished,
+    Hello,
+    Progress,
+    ProtocolError,
+    RunStarted,
+    StatusChanged,
+    command_line,
+    parse_event,
+)
 
 REPO_ROOT = Path(engine.contract.__file__).resolve().parents[2]
+ENGINE_ENV = "RL_STUDIO_ENGINE"
 _counter = itertools.count(1)
 
 
-def default_engine_command() -> list[str]:
-    """How to start the engine.
+def engine_command() -> list[str]:
+    """How to start the engine, as a command line its subcommand and arguments follow.
 
     RL_STUDIO_ENGINE (a command line) overrides everything. From a Python install: ``python -m
     engine.cli`` with the studio's own interpreter. From a standalone bundle (packaging/), which holds
     the GUI but not the training libraries: the ``rl-studio-engine`` found on PATH.
     """
-    override = os.environ.get("RL_STUDIO_ENGINE")
+    override = os.environ.get(ENGINE_ENV, "").strip()
     if override:
-        import shlex
-
         return shlex.split(override)
     if getattr(sys, "frozen", False):
-        import shutil
-
-        found = shutil.which("rl-studio-engine")
-        return [found] if found else ["rl-studio-engine"]
+        return [shutil.which("rl-studio-engine") or "rl-studio-engine"]
     return [sys.executable, "-m", "engine.cli"]
+
+
+def start_engine(
+    process: QProcess, args: list[str], command: list[str] | None = None, cwd: Path | str | None = None
+) -> list[str]:
+    """Start ``command`` (default: engine_command()) with ``args`` in ``process`` and return the full
+    command line. The caller sets up stdout/stderr handling and connects signals first."""
+    argv = [*(command or engine_command()), *args]
+    env = QProcessEnvironment.systemEnvironment()
+    if not getattr(sys, "frozen", False):  # a source checkout: let `-m engine.cli` find the engine
+        path = env.value("PYTHONPATH", "")
+        env.insert("PYTHONPATH", str(REPO_ROOT) + (os.pathsep + path if path else ""))
+    env.insert("PYTHONUNBUFFERED", "1")
+    env.insert("PYTHONIOENCODING", "utf-8")
+    process.setProcessEnvironment(env)
+    process.setWorkingDirectory(str(cwd or REPO_ROOT))
+    if sys.platform != "win32":
+        params = QProcess.UnixProcessParameters()
+        params.flags = QProcess.UnixProcessFlag.CreateNewSession | QProcess.UnixProcessFlag.IgnoreSigPipe
+        process.setUnixProcessParameters(params)
+    process.start(argv[0], argv[1:])
+    return argv
 
 
 def read_tail(path: Path | str, max_bytes: int = 16_000) -> str:
@@ -73,7 +107,8 @@ class EngineProcess(QObject):
 
     def __init__(
         self,
-        argv: list[str],
+        command: list[str],
+        args: list[str],
         workspace: str,
         log_path: Path,
         kind: str,
@@ -82,7 +117,9 @@ class EngineProcess(QObject):
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
-        self.argv = argv
+        self.command = command
+        self.args = args
+        self.argv = [*command, *args]
         self.workspace = workspace
         self.log_path = log_path
         self.kind = kind
@@ -92,9 +129,9 @@ class EngineProcess(QObject):
         self.pid: int | None = None
         self.exit_code: int | None = None
         self.crashed = False
-        self.error: Event | None = None
-        self.finished_event: Event | None = None
-        self.last_progress: Event | None = None
+        self.error: ErrorReported | None = None
+        self.finished_event: Finished | None = None
+        self.last_progress: Progress | None = None
         self.status: str = "starting"
         self._buffer = QByteArray()
         self.process = QProcess(self)
@@ -104,21 +141,9 @@ class EngineProcess(QObject):
 
     # ---- lifecycle -----------------------------------------------------------------------------------
     def start(self) -> None:
-        env = QProcessEnvironment.systemEnvironment()
-        if not getattr(sys, "frozen", False):  # a source checkout: let `-m engine.cli` find the engine
-            path = env.value("PYTHONPATH", "")
-            env.insert("PYTHONPATH", str(REPO_ROOT) + (os.pathsep + path if path else ""))
-        env.insert("PYTHONUNBUFFERED", "1")
-        env.insert("PYTHONIOENCODING", "utf-8")
-        self.process.setProcessEnvironment(env)
-        self.process.setWorkingDirectory(str(REPO_ROOT))
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.process.setStandardErrorFile(str(self.log_path), QIODevice.OpenModeFlag.Append)
-        if sys.platform != "win32":
-            params = QProcess.UnixProcessParameters()
-            params.flags = QProcess.UnixProcessFlag.CreateNewSession | QProcess.UnixProcessFlag.IgnoreSigPipe
-            self.process.setUnixProcessParameters(params)
-        self.process.start(self.argv[0], self.argv[1:])
+        start_engine(self.process, self.args, self.command)
         self.pid = int(self.process.processId()) or None
 
     @property
@@ -162,24 +187,25 @@ class EngineProcess(QObject):
         except ProtocolError:
             self.sig_stdout_text.emit(self, line)
             return
-        if event.type == "hello":
-            self.pid = event.get("pid") or self.pid
-        elif event.type == "run_started" and event.run_id is not None:
-            self.run_id = event.run_id
-            self.name = event.get("name") or self.name
-            self.status = "running"
-            self._link_run_log(event.run_id)
-        elif event.type == "status":
-            self.status = str(event.get("status", self.status))
-        elif event.type == "progress":
-            self.last_progress = event
-        elif event.type == "error":
-            self.error = event
-            if self.run_id is None and event.run_id is not None:
+        match event:
+            case Hello():
+                self.pid = event.pid or self.pid
+            case RunStarted():
                 self.run_id = event.run_id
-        elif event.type == "finished":
-            self.finished_event = event
-            self.status = str(event.get("status", "finished"))
+                self.name = event.name or self.name
+                self.status = "running"
+                self._link_run_log(event.run_id)
+            case StatusChanged():
+                self.status = event.status
+            case Progress():
+                self.last_progress = event
+            case ErrorReported():
+                self.error = event
+                if self.run_id is None and event.run_id is not None:
+                    self.run_id = event.run_id
+            case Finished():
+                self.finished_event = event
+                self.status = event.status
         self.sig_event.emit(self, event)
 
     def _link_run_log(self, run_id: int) -> None:
@@ -239,14 +265,14 @@ class EngineClient(QObject):
 
     def __init__(self, parent: QObject | None = None, command: list[str] | None = None) -> None:
         super().__init__(parent)
-        self.command = command or default_engine_command()
+        self.command = command or engine_command()
         self.processes: list[EngineProcess] = []
 
     def _spawn(
         self, args: list[str], workspace: str, log_path: Path, kind: str, run_id: int | None, name: str
     ) -> EngineProcess:
         proc = EngineProcess(
-            [*self.command, *args], workspace, log_path, kind, run_id=run_id, name=name, parent=self
+            self.command, args, workspace, log_path, kind, run_id=run_id, name=name, parent=self
         )
         proc.sig_event.connect(self.sig_event)
         proc.sig_exited.connect(self.sig_exited)

@@ -4,6 +4,7 @@ and attack it with cheap cheats, before spending compute on training.
     rl-studio-engine rubric test RUBRIC --samples FILE.jsonl [--json] [--tokenizer PATH]
     rl-studio-engine rubric redteam RUBRIC --dataset FILE.jsonl [--json] [--fail-on-flag]
 
+With --json each prints one JSON line, whose shape is defined in engine/contract/command_outputs.py.
 Exit codes: 0 done, 2 bad input (the message says what and where), 3 redteam flagged a cheat with
 --fail-on-flag. Both commands score through Rubric.score, the code path training uses.
 """
@@ -17,6 +18,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from engine.contract.command_outputs import (
+    CheatScore,
+    RedteamOutput,
+    SampleScores,
+    rubric_redteam_json,
+    rubric_test_json,
+)
 from engine.rewards.errors import RubricError
 from engine.rewards.rubric import Rubric, load_rubric
 from engine.rewards.samples import SampleError, batch_from_rows, read_jsonl
@@ -128,9 +136,9 @@ def cmd_rubric_test(args: argparse.Namespace) -> int:
         total, scores, errors = scored.row(i)
         if scored.total_errors and scored.total_errors[i]:
             errors = {**errors, "total": scored.total_errors[i]}  # type: ignore[dict-item]
-        results.append({"index": i, "total": total, "scores": scores, "errors": errors})
+        results.append(SampleScores(index=i, total=total, scores=scores, errors=errors))
     if args.json:
-        print(json.dumps(results, ensure_ascii=False))
+        print(rubric_test_json(results))
         return EXIT_OK
     explanations = {
         (i, name): text for name, texts in scored.explanations.items() for i, text in enumerate(texts) if text
@@ -145,22 +153,20 @@ def _number(value: float | None) -> str:
     return f"{value:.3f}"
 
 
-def _test_table(
-    rubric: Rubric, results: list[dict[str, Any]], explanations: dict[tuple[int, str], str]
-) -> str:
+def _test_table(rubric: Rubric, results: list[SampleScores], explanations: dict[tuple[int, str], str]) -> str:
     names = [c.name for c in rubric.criteria]
     header = ["#", "total", *[f"{c.name} (x{c.weight:g})" for c in rubric.criteria]]
     body = []
     for r in results:
-        cells = [str(r["index"]), _number(r["total"])]
+        cells = [str(r.index), _number(r.total)]
         for name in names:
-            cells.append("ERROR" if name in r["errors"] else _number(r["scores"][name]))
+            cells.append("ERROR" if name in r.errors else _number(r.scores[name]))
         body.append(cells)
     widths = [max(len(row[k]) for row in [header, *body]) for k in range(len(header))]
     lines = [f"rubric {rubric.name}: {len(names)} criteria, {len(results)} samples", ""]
     for row in [header, *body]:
         lines.append("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)))
-    notes = [f"  #{r['index']} {name}: {message}" for r in results for name, message in r["errors"].items()]
+    notes = [f"  #{r.index} {name}: {message}" for r in results for name, message in r.errors.items()]
     if notes:
         lines += ["", "errors:", *notes]
     if explanations:
@@ -187,7 +193,8 @@ def cmd_rubric_redteam(args: argparse.Namespace) -> int:
     with rubric:
         report = redteam(rubric, rows, pad_chars=args.pad_chars)
     if args.json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False))
+        cheats = [CheatScore(c.name, c.mean_total, c.flagged, c.example) for c in report.cheats]
+        print(rubric_redteam_json(RedteamOutput(reference_mean=report.reference_mean, cheats=cheats)))
     else:
         lines = [f"rubric {rubric.name} red-teamed on {report.rows} rows", ""]
         if report.reference_mean is None:

@@ -1,11 +1,10 @@
 """Running `rl-studio-engine rubric test` and `rubric redteam` on the rubric being edited.
 
 The user's reward code never runs in the studio: each job writes the editor's current rubric (TOML and
-source files) and the samples to a temporary folder, starts ``python -m engine.cli rubric test|redteam
-... --json`` in a QProcess, and parses the JSON it prints (shapes in engine/rewards/commands.py):
-
-    test     [{"index", "total", "scores": {name: float|null}, "errors": {name: message}}]
-    redteam  {"reference_mean": float|null, "cheats": [{"name", "mean_total", "flagged", "example"}]}
+source files) and the samples to a temporary folder, starts ``rl-studio-engine rubric test|redteam ...
+--json`` the way the studio starts every engine (studio.engine_client.start_engine: RL_STUDIO_ENGINE, the
+bundle's engine, or this interpreter), and parses the JSON it prints into the records of
+engine/contract/command_outputs.py: a list of SampleScores, or a RedteamOutput.
 
 One job at a time; starting another cancels the one running. Cancel kills the engine's whole process
 group (the reward workers it spawned included).
@@ -23,18 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+from PySide6.QtCore import QObject, QProcess, Signal
 
-import engine.contract
+from engine.contract.command_outputs import CommandOutputError, parse_rubric_redteam, parse_rubric_test
+from studio.engine_client import start_engine
 from studio.state.rubric_doc import RubricDocument
 
-REPO_ROOT = Path(engine.contract.__file__).resolve().parents[2]
 MAX_PICKER_ROWS = 500
-
-
-def engine_command() -> list[str]:
-    return [sys.executable, "-m", "engine.cli"]
-
 
 # ---- samples -------------------------------------------------------------------------------------------
 
@@ -91,24 +85,32 @@ class RubricJob(QObject):
 
     sig_started = Signal(str)
     sig_finished = Signal(str, object)
-    """(kind, the parsed JSON result)"""
+    """(kind, the result: list[SampleScores] for 'test', RedteamOutput for 'redteam')"""
     sig_failed = Signal(str, str)
     """(kind, a message saying what went wrong: the engine's own error for a bad rubric)"""
     sig_cancelled = Signal(str)
 
     def __init__(self, parent: QObject | None = None, command: list[str] | None = None) -> None:
         super().__init__(parent)
-        self.command = command or engine_command()
+        self.command = command
+        """The engine command line; None: studio.engine_client.engine_command() when a job starts."""
+        self.argv: list[str] = []
         self.kind = ""
         self.started_at = 0.0
         self.samples: list[dict[str, Any]] = []
-        self._process: QProcess | None = None
+        # One QProcess for every job, restarted each time: deleting a finished one (deleteLater) while
+        # this job may be deleted too crashes in the bindings, and processes kept per job would pile up.
+        self._process = QProcess(self)
+        self._process.finished.connect(self._on_finished)
+        self._process.errorOccurred.connect(self._on_error)
+        self._active = False
+        """A job was started and has not reported yet."""
         self._folder: Path | None = None
         self._cancelled = False
 
     @property
     def running(self) -> bool:
-        return self._process is not None and self._process.state() != QProcess.ProcessState.NotRunning
+        return self._process.state() != QProcess.ProcessState.NotRunning
 
     @property
     def elapsed_s(self) -> float:
@@ -124,6 +126,9 @@ class RubricJob(QObject):
 
     def _start(self, kind: str, doc: RubricDocument, rows: list[dict[str, Any]], option: list[str]) -> None:
         self.cancel()
+        if self.running:  # SIGKILL did not end it within cancel's wait: a stuck kernel call
+            self.sig_failed.emit(kind, "the previous engine process is still stopping; try again shortly")
+            return
         self.kind = kind
         self._cancelled = False
         folder = Path(tempfile.mkdtemp(prefix=f"rl-studio-rubric-{kind}-"))
@@ -136,29 +141,17 @@ class RubricJob(QObject):
             self._cleanup()
             self.sig_failed.emit(kind, f"could not write the rubric for the test: {exc}")
             return
-        process = QProcess(self)
-        env = QProcessEnvironment.systemEnvironment()
-        path = env.value("PYTHONPATH", "")
-        env.insert("PYTHONPATH", str(REPO_ROOT) + (os.pathsep + path if path else ""))
-        env.insert("PYTHONIOENCODING", "utf-8")
-        process.setProcessEnvironment(env)
-        process.setWorkingDirectory(str(folder))
-        if sys.platform != "win32":  # its own process group, so cancel reaches the reward workers too
-            params = QProcess.UnixProcessParameters()
-            params.flags = QProcess.UnixProcessFlag.CreateNewSession
-            process.setUnixProcessParameters(params)
-        process.finished.connect(lambda code, status, p=process: self._on_finished(p, code, status))
-        process.errorOccurred.connect(lambda error, p=process: self._on_error(p, error))
-        self._process = process
         self.started_at = time.monotonic()
-        args = [*self.command[1:], "rubric", kind, str(rubric_path), *option, str(data), "--json"]
-        process.start(self.command[0], args)
+        self._active = True
+        args = ["rubric", kind, str(rubric_path), *option, str(data), "--json"]
+        # In the job's folder: a rubric's relative paths and anything its code writes stay there.
+        self.argv = start_engine(self._process, args, self.command, cwd=folder)
         self.sig_started.emit(kind)
 
     def cancel(self) -> None:
         """Stop the running job, if any (idempotent). Emits sig_cancelled."""
         process = self._process
-        if process is None or process.state() == QProcess.ProcessState.NotRunning:
+        if not self._active or not self.running:
             return
         self._cancelled = True
         pid = int(process.processId())
@@ -173,26 +166,29 @@ class RubricJob(QObject):
 
     def wait(self, timeout_ms: int = 60_000) -> bool:
         """Block until the job ends (the screenshot path and scripts; the GUI never waits)."""
-        if self._process is None:
+        if not self.running:
             return True
         return self._process.waitForFinished(timeout_ms) or not self.running
 
-    def _on_error(self, process: QProcess, error: QProcess.ProcessError) -> None:
-        if process is not self._process or error != QProcess.ProcessError.FailedToStart:
+    def _on_error(self, error: QProcess.ProcessError) -> None:
+        if not self._active or error != QProcess.ProcessError.FailedToStart:
             return
-        self._process = None
+        self._active = False
         self._cleanup()
         self.sig_failed.emit(
-            self.kind, f"the engine could not be started ({' '.join(self.command)}): {process.errorString()}"
+            self.kind,
+            f"the engine could not be started ({' '.join(self.argv[:3])} ...): {self._process.errorString()}. "
+            "Install the engine (pip install rl-studio) so that `rl-studio-engine` is on PATH, or set "
+            "RL_STUDIO_ENGINE to the command that starts it.",
         )
 
-    def _on_finished(self, process: QProcess, code: int, status: QProcess.ExitStatus) -> None:
-        if process is not self._process:
+    def _on_finished(self, code: int, status: QProcess.ExitStatus) -> None:
+        if not self._active:
             return
+        self._active = False
+        process = self._process
         stdout = bytes(process.readAllStandardOutput().data()).decode("utf-8", errors="replace")
         stderr = bytes(process.readAllStandardError().data()).decode("utf-8", errors="replace")
-        self._process = None
-        process.deleteLater()
         self._cleanup()
         kind = self.kind
         if self._cancelled:
@@ -205,9 +201,9 @@ class RubricJob(QObject):
             self.sig_failed.emit(kind, _engine_error(stderr) or f"the engine exited with code {code}")
             return
         try:
-            result = json.loads(stdout.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            self.sig_failed.emit(kind, "the engine printed no JSON result.\n" + _tail(stderr or stdout))
+            result: object = parse_rubric_test(stdout) if kind == "test" else parse_rubric_redteam(stdout)
+        except CommandOutputError as exc:
+            self.sig_failed.emit(kind, f"{exc}\n" + _tail(stderr))
             return
         self.sig_finished.emit(kind, result)
 

@@ -15,7 +15,17 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from engine.contract.config import RunConfig
-from engine.contract.protocol import Event
+from engine.contract.protocol import (
+    CheckpointSaved,
+    ErrorReported,
+    EvalWritten,
+    Event,
+    Finished,
+    MetricsWritten,
+    RunStarted,
+    StatusChanged,
+)
+from engine.contract.protocol import Progress as ProgressEvent
 from studio.engine_client import EngineClient, EngineProcess
 from studio.state import settings
 from studio.state.metrics import MetricsCache, RunMetrics
@@ -193,28 +203,23 @@ class StudioState(QObject):
     def _on_engine_event(self, proc: EngineProcess, event: Event) -> None:
         if not self._ours(proc):
             return
-        if event.type in (
-            "metrics_written",
-            "status",
-            "run_started",
-            "finished",
-            "checkpoint_saved",
-            "eval_written",
-        ):
-            self.watcher.poll_soon()
-        if event.type == "progress" and event.run_id is not None:
-            p = self.progress.setdefault(event.run_id, Progress())
-            p.step = int(event.get("step") or 0)
-            p.max_steps = int(event.get("max_steps") or 0)
-            p.steps_per_s = event.get("steps_per_s")
-            p.eta_s = event.get("eta_s")
-            p.phase = str(event.get("phase") or "train")
-            p.seen_at = time.time()
-            self.sig_progress.emit(event.run_id)
-        if event.type == "error" and event.run_id is not None:
-            self.sig_run_failed.emit(
-                event.run_id, str(event.get("message") or ""), str(event.get("traceback") or "")
-            )
+        match event:
+            case (
+                MetricsWritten()
+                | StatusChanged()
+                | RunStarted()
+                | Finished()
+                | CheckpointSaved()
+                | EvalWritten()
+            ):
+                self.watcher.poll_soon()
+            case ProgressEvent():
+                self.progress[event.run_id] = Progress(
+                    event.step, event.max_steps, event.steps_per_s, event.eta_s, event.phase, time.time()
+                )
+                self.sig_progress.emit(event.run_id)
+            case ErrorReported(run_id=int(run_id)):
+                self.sig_run_failed.emit(run_id, event.message, event.traceback or "")
         self.sig_engine_event.emit(proc, event)
 
     def _on_engine_exited(self, proc: EngineProcess) -> None:
@@ -223,7 +228,7 @@ class StudioState(QObject):
         self.watcher.poll_soon()
         tail = proc.stderr_tail()
         if proc.run_id is None:
-            message = str(proc.error.get("message")) if proc.error else proc.describe_exit()
+            message = proc.error.message if proc.error else proc.describe_exit()
             self.sig_launch_failed.emit(message, tail)
             return
         if proc.crashed:

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.contract.config import ConfigError, config_from_dict
-from engine.contract.protocol import Event
+from engine.contract.protocol import CheckpointSaved, Event, Finished, RunStarted, StatusChanged
 from studio.engine_client import EngineProcess
 from studio.plots.plot_grid import PlotGrid, plotted_key
 from studio.state.export import export_metrics_csv
@@ -263,12 +263,12 @@ class Dashboard(QWidget):
         self.update_view()
 
     def _engine_event(self, proc: EngineProcess, event: Event) -> None:
-        if event.type == "run_started" and proc is self.pending and event.run_id is not None:
+        if isinstance(event, RunStarted) and proc is self.pending:
             self.pending = None
             self.state.refresh()
             self.state.select_run(event.run_id)
         elif (
-            event.type in ("status", "finished", "checkpoint_saved")
+            isinstance(event, StatusChanged | Finished | CheckpointSaved)
             and event.run_id == self.state.current_run
         ):
             self._update_actions()

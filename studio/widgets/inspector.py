@@ -32,7 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.contract.protocol import Event
+from engine.contract.protocol import Event, RolloutsWritten
 from studio.models.rollouts_model import RolloutsModel
 from studio.state import labels as labels_store
 from studio.state import rollout_groups as rg
@@ -252,7 +252,7 @@ class InspectorView(QWidget):
             self.model.poll_tail()  # a run's step moves after its rollouts are committed
 
     def _engine_event(self, _proc: object, event: Event) -> None:
-        if event.type == "rollouts_written" and event.run_id == self.model.run_id and self.isVisible():
+        if isinstance(event, RolloutsWritten) and event.run_id == self.model.run_id and self.isVisible():
             self.model.poll_tail()
 
     def _run_restarted(self, run_id: int) -> None:

@@ -9,7 +9,7 @@ from PySide6.QtCore import QTimer, QUrl
 from PySide6.QtGui import QDesktopServices, QFont, QTextCursor
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
 
-from engine.contract.protocol import Event
+from engine.contract.protocol import Event, RunStarted
 from studio.engine_client import EngineProcess
 from studio.state.studio_state import StudioState
 
@@ -70,7 +70,7 @@ class LogPane(QWidget):
 
     def _on_event(self, proc: EngineProcess, event: Event) -> None:
         renamed = self.path is not None and self.path.name.startswith("launch-") and not self.path.exists()
-        if event.type == "run_started" and renamed and proc.log_path != self.path:
+        if isinstance(event, RunStarted) and renamed and proc.log_path != self.path:
             self.path = proc.log_path  # the launch log was renamed to run-<id>.log; same file, same offset
 
     def _on_stdout_text(self, proc: EngineProcess, text: str) -> None:

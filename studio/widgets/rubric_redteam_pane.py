@@ -4,7 +4,6 @@ the rubric pays for (flagged when a cheat's mean total reaches half the referenc
 from __future__ import annotations
 
 import html
-from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QBrush, QColor
@@ -22,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.contract.command_outputs import RedteamOutput
 from studio.state.rubric_runner import RubricJob, read_rows
 from studio.state.rubric_session import RubricSession
 from studio.widgets.code_editor import monospace_font
@@ -47,7 +47,7 @@ class RedTeamPane(QWidget):
         super().__init__(parent)
         self.session = session
         self.job = RubricJob(self)
-        self.report: dict[str, Any] | None = None
+        self.report: RedteamOutput | None = None
 
         self.run_button = QPushButton("Red-team")
         self.run_button.setObjectName("primary")
@@ -118,9 +118,9 @@ class RedTeamPane(QWidget):
         self.job.start_redteam(self.session.doc, rows)
         return True
 
-    def _finished(self, kind: str, report: Any) -> None:
+    def _finished(self, kind: str, report: RedteamOutput) -> None:
         self.run_button.setEnabled(True)
-        self.show_report(dict(report), len(self.job.samples))
+        self.show_report(report, len(self.job.samples))
         self.sig_ran.emit()
 
     def _failed(self, kind: str, message: str) -> None:
@@ -133,11 +133,11 @@ class RedTeamPane(QWidget):
         self.run_button.setEnabled(True)
         self.summary.setText("Red-team cancelled.")
 
-    def show_report(self, report: dict[str, Any], rows: int) -> None:
+    def show_report(self, report: RedteamOutput, rows: int) -> None:
         self.report = report
-        cheats = list(report.get("cheats", []))
-        reference = report.get("reference_mean")
-        flagged = [c["name"] for c in cheats if c.get("flagged")]
+        cheats = report.cheats
+        reference = report.reference_mean
+        flagged = [c.name for c in report.flagged]
         if reference is None:
             text = (
                 f"{rows} rows; none has a <code>reference</code> completion, so nothing can be flagged: "
@@ -155,25 +155,25 @@ class RedTeamPane(QWidget):
         self.summary.setText(text)
         self.table.setRowCount(len(cheats))
         for row, c in enumerate(cheats):
-            name = str(c.get("name"))
+            name = c.name
             items = [
                 QTableWidgetItem(name),
-                QTableWidgetItem(number(c.get("mean_total"))),
-                QTableWidgetItem("FLAGGED" if c.get("flagged") else ""),
-                QTableWidgetItem(short(str(c.get("example", "")), 90) or "(empty)"),
+                QTableWidgetItem(number(c.mean_total)),
+                QTableWidgetItem("FLAGGED" if c.flagged else ""),
+                QTableWidgetItem(short(c.example, 90) or "(empty)"),
             ]
             items[0].setToolTip(CHEATS.get(name, name))
             items[1].setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-            items[3].setToolTip(str(c.get("example", ""))[:2000])
+            items[3].setToolTip(c.example[:2000])
             for col, item in enumerate(items):
-                if c.get("flagged"):
+                if c.flagged:
                     item.setBackground(QBrush(FLAGGED_BG))
                     if col in (0, 2):
                         font = item.font()
                         font.setBold(True)
                         item.setFont(font)
                 self.table.setItem(row, col, item)
-        first = next((i for i, c in enumerate(cheats) if c.get("flagged")), 0)
+        first = next((i for i, c in enumerate(cheats) if c.flagged), 0)
         if cheats:
             self.table.selectRow(first)
 
@@ -181,10 +181,9 @@ class RedTeamPane(QWidget):
         rows = {i.row() for i in self.table.selectedItems()}
         if len(rows) != 1 or not self.report:
             return
-        c = self.report["cheats"][rows.pop()]
-        name = str(c.get("name"))
-        verdict = "FLAGGED: the rubric pays for this cheat." if c.get("flagged") else "Not flagged."
+        c = self.report.cheats[rows.pop()]
+        verdict = "FLAGGED: the rubric pays for this cheat." if c.flagged else "Not flagged."
         self.example.setPlainText(
-            f"{name}: {CHEATS.get(name, '')}\nmean total {number(c.get('mean_total'))}. {verdict}\n\n"
-            f"Example completion:\n{c.get('example', '')}"
+            f"{c.name}: {CHEATS.get(c.name, '')}\nmean total {number(c.mean_total)}. {verdict}\n\n"
+            f"Example completion:\n{c.example}"
         )

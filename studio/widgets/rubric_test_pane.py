@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.contract.command_outputs import SampleScores
 from studio.models.criteria_model import parse_parameters
 from studio.state.rubric_runner import RubricJob, make_samples, read_rows, text_of
 from studio.state.rubric_session import RubricSession
@@ -105,7 +106,7 @@ class TestPane(QWidget):
         self.session = session
         self.job = RubricJob(self)
         self.rows: list[dict[str, Any]] = []
-        self.results: list[dict[str, Any]] = []
+        self.results: list[SampleScores] = []
         self.criteria: list[str] = []
 
         # ---- samples -----------------------------------------------------------------------------------
@@ -276,12 +277,12 @@ class TestPane(QWidget):
         self.job.start_test(self.session.doc, samples)
         return True
 
-    def _finished(self, kind: str, results: Any) -> None:
+    def _finished(self, kind: str, results: list[SampleScores]) -> None:
         self.run_button.setEnabled(True)
         self.results = list(results)
         self.show_results(self.job.samples, self.results)
-        errors = sum(len(r.get("errors", {})) for r in self.results)
-        mean = sum(float(r.get("total") or 0.0) for r in self.results) / max(1, len(self.results))
+        errors = sum(len(r.errors) for r in self.results)
+        mean = sum(r.total or 0.0 for r in self.results) / max(1, len(self.results))
         note = f"; {errors} error{'s' if errors != 1 else ''} (red cells)" if errors else ""
         self.message.setText(
             f"{len(self.results)} sample{'s' if len(self.results) != 1 else ''} scored in "
@@ -299,10 +300,10 @@ class TestPane(QWidget):
         self.run_button.setEnabled(True)
         self.message.setText("Test cancelled.")
 
-    def show_results(self, samples: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+    def show_results(self, samples: list[dict[str, Any]], results: list[SampleScores]) -> None:
         names: list[str] = []
         for r in results:
-            for name in [*r.get("scores", {}), *r.get("errors", {})]:
+            for name in [*r.scores, *r.errors]:
                 if name not in names and name != "total":
                     names.append(name)
         self.criteria = names
@@ -313,12 +314,12 @@ class TestPane(QWidget):
         self.table.setRowCount(len(results))
         self.table.setHorizontalHeaderLabels(headers)
         for row, r in enumerate(results):
-            sample = samples[r.get("index", row)] if r.get("index", row) < len(samples) else {}
+            sample = samples[r.index] if r.index < len(samples) else {}
             cells = [
-                str(r.get("index", row)),
+                str(r.index),
                 short(text_of(sample.get("prompt")), 30),
                 short(text_of(sample.get("completion")), 40),
-                number(r.get("total")),
+                number(r.total),
             ]
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -328,13 +329,13 @@ class TestPane(QWidget):
                     font = item.font()
                     font.setBold(True)
                     item.setFont(font)
-                    if "total" in r.get("errors", {}):
+                    if "total" in r.errors:
                         item.setBackground(QBrush(ERROR_BG))
-                        item.setToolTip(r["errors"]["total"])
+                        item.setToolTip(r.errors["total"])
                 self.table.setItem(row, col, item)
             for k, name in enumerate(names):
-                error = r.get("errors", {}).get(name)
-                value = r.get("scores", {}).get(name)
+                error = r.errors.get(name)
+                value = r.scores.get(name)
                 item = QTableWidgetItem("error" if error else number(value))
                 if error:
                     item.setBackground(QBrush(ERROR_BG))
@@ -356,9 +357,9 @@ class TestPane(QWidget):
             self.details.setText("")
             return
         r = self.results[rows.pop()]
-        errors = r.get("errors", {})
+        errors = r.errors
         if not errors:
-            self.details.setText(f"<span style='color:#2f855a'>Sample #{r.get('index')}: no errors.</span>")
+            self.details.setText(f"<span style='color:#2f855a'>Sample #{r.index}: no errors.</span>")
             return
         lines = [f"<b>{html.escape(name)}</b>: {html.escape(message)}" for name, message in errors.items()]
         self.details.setText("<span style='color:#9b2c2c'>" + "<br>".join(lines) + "</span>")

@@ -11,7 +11,7 @@ import pytest
 from conftest import engine_cmd, engine_env, requires_demo, write_config
 
 from engine.contract.paths import DEMO_DIR
-from engine.contract.protocol import parse_event
+from engine.contract.protocol import ErrorReported, Finished, parse_event
 
 pytestmark = requires_demo
 
@@ -32,14 +32,14 @@ def assert_failed_cleanly(cfg: Path, db: Path, *needles: str) -> None:
     code, events, stderr = run_engine(cfg, db)
     assert code == 2, stderr
     assert "Traceback" not in stderr
-    errors = [e for e in events if e.type == "error"]
-    assert len(errors) == 1 and errors[0].get("kind") == "input"
-    message = errors[0].get("message")
+    errors = [e for e in events if isinstance(e, ErrorReported)]
+    assert len(errors) == 1 and errors[0].kind == "input"
+    message = errors[0].message
     for needle in needles:
         assert needle in message
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status, error FROM runs").fetchall() == [("failed", message)]
-    assert events[-1].type == "finished" and events[-1].get("status") == "failed"
+    assert isinstance(events[-1], Finished) and events[-1].status == "failed"
 
 
 def edit(cfg: Path, old: str, new: str) -> None:

@@ -10,6 +10,7 @@ import pytest
 from conftest import engine_cmd, engine_env
 from conftest_rewards import FakeOpenAI
 
+from engine.contract.command_outputs import parse_rubric_redteam, parse_rubric_test
 from engine.contract.paths import DEMO_DIR
 
 FIXTURES = Path(__file__).parent / "reward_fixtures"
@@ -42,11 +43,12 @@ def test_rubric_test_json(tmp_path):
     result = engine("rubric", "test", DEMO_RUBRIC, "--samples", FIXTURES / "demo_samples.jsonl", "--json")
     assert result.returncode == 0, result.stderr
     rows = json.loads(result.stdout)
-    assert [r["index"] for r in rows] == [0, 1, 2, 3]
-    assert [r["total"] for r in rows] == pytest.approx([1.2, 0.2, 0.0, 1.2])
-    assert rows[0]["scores"]["correct"] == 1.0 and rows[2]["scores"]["format"] == 0.0
     assert set(rows[0]) == {"index", "total", "scores", "errors"}
-    assert all(r["errors"] == {} for r in rows)
+    results = parse_rubric_test(result.stdout)  # what the studio reads, with every field checked
+    assert [r.index for r in results] == [0, 1, 2, 3]
+    assert [r.total for r in results] == pytest.approx([1.2, 0.2, 0.0, 1.2])
+    assert results[0].scores["correct"] == 1.0 and results[2].scores["format"] == 0.0
+    assert all(r.errors == {} for r in results)
 
 
 @needs_demo_rubric
@@ -177,6 +179,8 @@ def test_redteam_demo_rubric_flags_nothing():
     format_only = next(c for c in report["cheats"] if c["name"] == "format_only")
     assert format_only["example"] == "<answer>0</answer>"
     assert set(report["cheats"][0]) == {"name", "mean_total", "flagged", "example"}
+    parsed = parse_rubric_redteam(result.stdout)  # what the studio reads, with every field checked
+    assert [c.name for c in parsed.cheats] == names and parsed.flagged == []
 
 
 def test_redteam_flags_a_rubric_that_stuffing_beats(tmp_path):

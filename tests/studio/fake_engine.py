@@ -2,12 +2,18 @@
 
     python fake_engine.py --fixture events.jsonl [--interval S] run CONFIG --db WS [--name N]
     python fake_engine.py --fixture events.jsonl resume RUN_ID --db WS
+    python fake_engine.py rubric test RUBRIC --samples FILE.jsonl --json
+    python fake_engine.py rubric redteam RUBRIC --dataset FILE.jsonl --json
 
 It speaks the real protocol (engine/contract/protocol.py): it replays the fixture's events on stdout,
 writes the rows each event announces into the workspace first, the way engine/store.py does (a
 synthetic but deterministic reward curve), obeys pause / resume / stop / checkpoint on stdin and
 SIGTERM, and logs to stderr. A fixture line ``{"_fake": "crash", "exit_code": 1, "stderr": "..."}``
 makes it die on the spot, the way a segfault or an OOM kill would: no `finished`, no `error`.
+
+`rubric test` and `rubric redteam` print what the real commands print (engine/contract/command_outputs.py)
+from a rule anyone can check by eye: criterion "fake_has_answer" scores 1.0 when the completion contains
+"<answer>", and the rubric file must exist (else the real engine's one-line error and exit code 2).
 """
 
 from __future__ import annotations
@@ -25,6 +31,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from engine.contract import schema
+from engine.contract.command_outputs import (
+    CheatScore,
+    RedteamOutput,
+    SampleScores,
+    rubric_redteam_json,
+    rubric_test_json,
+)
 from engine.contract.config import load_run_config
 from engine.contract.protocol import make_event, parse_command
 
@@ -171,6 +184,28 @@ class Run:
             )
 
 
+def rubric_command(args: argparse.Namespace) -> int:
+    if not Path(args.rubric).is_file():
+        print(f"error: rubric file {args.rubric} does not exist", file=sys.stderr)
+        return 2
+    rows = [json.loads(line) for line in Path(args.data).read_text().splitlines() if line.strip()]
+    log(f"[fake] rubric {args.rubric_command} {args.rubric} on {len(rows)} rows in {os.getcwd()}")
+    if args.rubric_command == "test":
+        results = []
+        for i, row in enumerate(rows):
+            score = 1.0 if "<answer>" in str(row.get("completion")) else 0.0
+            results.append(SampleScores(i, score, {"fake_has_answer": score}, {}))
+        OUT.write(rubric_test_json(results) + "\n")
+    else:
+        cheats = [
+            CheatScore("empty", 0.0, False, ""),
+            CheatScore("format_only", 1.0, True, "<answer></answer>"),
+        ]
+        OUT.write(rubric_redteam_json(RedteamOutput(reference_mean=1.0, cheats=cheats)) + "\n")
+    OUT.flush()
+    return 0
+
+
 def main() -> int:
     global OUT
     # Like engine/control.py: keep the real stdout for events, send everything else to stderr.
@@ -189,7 +224,15 @@ def main() -> int:
     resume_p = sub.add_parser("resume")
     resume_p.add_argument("run_id", type=int)
     resume_p.add_argument("--db", required=True)
+    rubric_p = sub.add_parser("rubric").add_subparsers(dest="rubric_command", required=True)
+    for name, option in (("test", "--samples"), ("redteam", "--dataset")):
+        command_p = rubric_p.add_parser(name)
+        command_p.add_argument("rubric")
+        command_p.add_argument(option, dest="data", required=True)
+        command_p.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.command == "rubric":
+        return rubric_command(args)
 
     controls = Controls()
 

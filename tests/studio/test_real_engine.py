@@ -43,9 +43,9 @@ device = "cpu"
 
 
 def test_launch_watch_pause_resume_stop_with_the_real_engine(qtbot, state, window, tmp_path: Path) -> None:
-    from studio.engine_client import default_engine_command
+    from studio.engine_client import engine_command
 
-    state.engines.command = default_engine_command()
+    state.engines.command = engine_command()
     config = tmp_path / "run.toml"
     config.write_text(CONFIG.format(demo=DEMO_DIR.as_posix()))
     launcher = window.launcher
