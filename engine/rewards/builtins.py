@@ -14,10 +14,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from jsonschema.exceptions import SchemaError
+from jsonschema.validators import Draft202012Validator, validator_for
+from referencing.exceptions import Unresolvable
+
 from engine.envs.criteria import TRAJECTORY_KINDS
 from engine.rewards.context import ScoringContext
 from engine.rewards.criteria import Criterion, CriterionResult
-from engine.rewards.jsonschema_lite import SchemaError, check_schema, validate
 from engine.rewards.params import Params
 from engine.rewards.templates import Template, TemplateError
 
@@ -35,8 +38,9 @@ REGEX_FLAGS = {
 }
 
 
-def template(params: Params, key: str, default: Any = None, required: bool = False) -> Template | None:
-    text = params.text(key) if required else params.text(key, default)
+def template(params: Params, key: str) -> Template | None:
+    """The field as a template (None when it is absent and has no default)."""
+    text = params.text(key)
     if text is None:
         return None
     try:
@@ -54,7 +58,7 @@ def compile_regex(params: Params, pattern: str, flags: int, key: str = "pattern"
 
 def parse_flags(params: Params) -> int:
     flags = 0
-    for name in params.texts("flags", []):
+    for name in params.texts("flags"):
         key = name.lower().removeprefix("re.")
         if key not in REGEX_FLAGS:
             raise params.error(
@@ -98,10 +102,8 @@ class _Extractor:
     """Where a check finds the answer: inside the last <tag>...</tag>, in a regex's group, or everywhere."""
 
     def __init__(self, params: Params) -> None:
-        self.tag = params.text("tag", None)
-        extract = params.text("extract", None)
-        if self.tag is not None and extract is not None:
-            raise params.error("give either 'tag' or 'extract', not both")
+        self.tag = params.text("tag")  # the format allows at most one of tag and extract
+        extract = params.text("extract")
         self.tag_re = None
         if self.tag is not None:
             if not re.fullmatch(r"[A-Za-z_][\w.-]*", self.tag):
@@ -127,9 +129,9 @@ class ExactMatch(Criterion):
 
     def __init__(self, name: str, weight: float, params: Params) -> None:
         super().__init__(name, weight)
-        self.reference = template(params, "reference", "{{item.answer}}")
-        self.case_sensitive = params.flag("case_sensitive", True)
-        self.strip = params.flag("strip", True)
+        self.reference = template(params, "reference")
+        self.case_sensitive = params.flag("case_sensitive")
+        self.strip = params.flag("strip")
         self.extract = _Extractor(params)
 
     def _norm(self, text: str) -> str:
@@ -156,9 +158,9 @@ class NumericMatch(Criterion):
 
     def __init__(self, name: str, weight: float, params: Params) -> None:
         super().__init__(name, weight)
-        self.reference = template(params, "reference", "{{item.answer}}")
-        self.tolerance = params.number("tolerance", 1e-6, minimum=0)
-        self.relative_tolerance = params.number("relative_tolerance", 0.0, minimum=0)
+        self.reference = template(params, "reference")
+        self.tolerance = params.number("tolerance")
+        self.relative_tolerance = params.number("relative_tolerance")
         self.extract = _Extractor(params)
 
     def score(self, ctx: ScoringContext) -> CriterionResult:
@@ -193,8 +195,8 @@ class RegexMatch(Criterion):
     def __init__(self, name: str, weight: float, params: Params) -> None:
         super().__init__(name, weight)
         flags = parse_flags(params)
-        self.mode = params.choice("mode", ("search", "fullmatch", "match"), "search")
-        self.pattern_template = template(params, "pattern", required=True)
+        self.mode = params.choice("mode")
+        self.pattern_template = template(params, "pattern")
         assert self.pattern_template is not None
         self.flags = flags
         self.compiled: re.Pattern[str] | None = None
@@ -235,8 +237,8 @@ class Contains(Criterion):
         texts = params.texts("text")
         if not texts:
             raise params.error("'text' must name at least one string to look for")
-        self.match = params.choice("match", ("any", "all"), "any")
-        self.case_sensitive = params.flag("case_sensitive", True)
+        self.match = params.choice("match")
+        self.case_sensitive = params.flag("case_sensitive")
         try:
             self.needles = [Template(t) for t in texts]
         except TemplateError as exc:
@@ -263,7 +265,7 @@ class JsonValid(Criterion):
 
     def __init__(self, name: str, weight: float, params: Params) -> None:
         super().__init__(name, weight)
-        self.allow_fence = params.flag("allow_fence", True)
+        self.allow_fence = params.flag("allow_fence")
 
     def _parse(self, ctx: ScoringContext) -> list[tuple[bool, Any]]:
         out: list[tuple[bool, Any]] = []
@@ -284,16 +286,16 @@ class JsonValid(Criterion):
 
 
 class JsonSchema(JsonValid):
+    """Validation by the `jsonschema` library: Draft 2020-12, or the draft the schema's $schema names.
+    `format` is an annotation, as the specification says, and only local $refs resolve (nothing is
+    fetched while training)."""
+
     kind = "json_schema"
 
     def __init__(self, name: str, weight: float, params: Params, rubric_dir: Path) -> None:
         super().__init__(name, weight, params)
-        schema = params.table_value("schema", None)
-        schema_file = params.text("schema_file", None)
-        if (schema is None) == (schema_file is None):
-            raise params.error(
-                "give the JSON schema as 'schema' (a table) or 'schema_file' (a path), one of them"
-            )
+        schema = params.table_value("schema")  # the format asks for exactly one of schema, schema_file
+        schema_file = params.text("schema_file")
         if schema_file is not None:
             path = (rubric_dir / schema_file).resolve()
             try:
@@ -303,10 +305,7 @@ class JsonSchema(JsonValid):
                 raise params.error(f"cannot read schema_file {path}: {exc.strerror}") from None
             except ValueError as exc:
                 raise params.error(f"schema_file {path} is not valid JSON: {exc}") from None
-        try:
-            check_schema(schema)
-        except SchemaError as exc:
-            raise params.error(f"bad JSON schema: {exc}") from None
+        self.validator = schema_validator(schema, params)
         self.schema = schema
         self.schema_file = schema_file
 
@@ -314,25 +313,48 @@ class JsonSchema(JsonValid):
         return {self.schema_file: self.schema_text} if self.schema_file else {}
 
     def score(self, ctx: ScoringContext) -> CriterionResult:
-        values: list[float | None] = [
-            float(ok and validate(value, self.schema) is None) for ok, value in self._parse(ctx)
-        ]
-        return CriterionResult(values, [None] * ctx.n)
+        values: list[float | None] = []
+        errors: list[str | None] = []
+        for ok, value in self._parse(ctx):
+            try:
+                values.append(float(ok and self.validator.is_valid(value)))
+                errors.append(None)
+            except Unresolvable as exc:
+                values.append(None)
+                errors.append(
+                    f"the schema's $ref {exc.ref!r} cannot be resolved; put its definition in the schema's "
+                    "$defs and refer to it as #/$defs/NAME"
+                )
+        return CriterionResult(values, errors)
+
+
+def schema_validator(schema: Any, params: Params) -> Any:
+    """A validator for `schema`, after checking the schema itself against its draft's meta-schema."""
+    if not isinstance(schema, dict | bool):
+        raise params.error(f"the JSON schema must be an object (or true/false), not {type(schema).__name__}")
+    cls = validator_for(schema, default=Draft202012Validator)
+    try:
+        cls.check_schema(schema)
+    except SchemaError as exc:
+        where = "/".join(str(p) for p in exc.absolute_path) or "the top"
+        raise params.error(
+            f"bad JSON schema at {where}: {exc.message}; fix the schema (JSON Schema Draft 2020-12)"
+        ) from None
+    return cls(schema)
 
 
 class Length(Criterion):
     """1.0 at the target length, falling off by `shape`; soft_overlong is DAPO's overlong punishment."""
 
     kind = "length"
-    SHAPES = ("linear", "over", "under", "gaussian", "soft_overlong")
 
     def __init__(self, name: str, weight: float, params: Params) -> None:
         super().__init__(name, weight)
-        self.target = params.integer("target", minimum=1)
-        self.unit = params.choice("unit", ("chars", "words", "tokens"), "chars")
-        self.shape = params.choice("shape", self.SHAPES, "linear")
-        self.tolerance = params.number("tolerance", float(self.target), minimum=1e-9)
-        self.buffer = params.number("buffer", max(1.0, self.target / 4), minimum=1e-9)
+        self.target = params.integer("target")
+        self.unit = params.choice("unit")
+        self.shape = params.choice("shape")
+        self.tolerance = params.number("tolerance", float(self.target))
+        self.buffer = params.number("buffer", max(1.0, self.target / 4))
         self.needs_completion_ids = self.unit == "tokens"
 
     def lengths(self, ctx: ScoringContext) -> list[int] | None:
@@ -374,10 +396,10 @@ class ThinkAnswerFormat(Criterion):
 
     def __init__(self, name: str, weight: float, params: Params) -> None:
         super().__init__(name, weight)
-        self.think = params.text("think_tag", "think")
-        self.answer = params.text("answer_tag", "answer")
-        self.strict = params.flag("strict", False)
-        self.partial = params.flag("partial", False)
+        self.think = params.text("think_tag")
+        self.answer = params.text("answer_tag")
+        self.strict = params.flag("strict")
+        self.partial = params.flag("partial")
         t, a = re.escape(self.think), re.escape(self.answer)
         if self.strict:  # open-r1's format_reward
             self.regex = re.compile(rf"^<{t}>\n.*?\n</{t}>\n<{a}>\n.*?\n</{a}>$", re.DOTALL | re.MULTILINE)
@@ -405,10 +427,8 @@ class RepetitionPenalty(Criterion):
 
     def __init__(self, name: str, weight: float, params: Params) -> None:
         super().__init__(name, weight)
-        self.n = params.integer("ngram_size", 3, minimum=1)
-        self.max_penalty = params.number("max_penalty", -1.0)
-        if self.max_penalty > 0:
-            raise params.error(f"'max_penalty' must be 0 or negative, not {self.max_penalty:g}")
+        self.n = params.integer("ngram_size")
+        self.max_penalty = params.number("max_penalty")
 
     def value(self, text: str) -> float:
         words = text.lower().split()

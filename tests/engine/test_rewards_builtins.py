@@ -125,11 +125,80 @@ def test_json_schema_inline_and_from_file(tmp_path):
     assert from_file == inline == [1.0, 0.0, 0.0, 0.0, 0.0]
 
 
-def test_json_schema_rejects_unsupported_keywords():
+def test_a_bad_json_schema_is_refused_at_load_with_where_and_what():
     from engine.rewards import RubricError
 
-    with pytest.raises(RubricError, match="keyword 'dependentSchemas' is not supported"):
-        score('kind = "json_schema"\nschema = { type = "object", dependentSchemas = {} }', ["{}"])
+    with pytest.raises(
+        RubricError, match=r"criterion 'c': bad JSON schema at properties/n/type: 'integr' is not valid"
+    ):
+        score(
+            'kind = "json_schema"\nschema = { type = "object", properties = { n = { type = "integr" } } }',
+            ["{}"],
+        )
+    with pytest.raises(RubricError, match="bad JSON schema at minimum: 'zero' is not of type 'number'"):
+        score('kind = "json_schema"\nschema = { minimum = "zero" }', ["1"])
+
+
+# (schema, JSON texts): booleans are not numbers in JSON Schema (True == 1 in Python, not in JSON)
+SCHEMA_CASES = [
+    ({"const": True}, ["true", "1", "1.0", "false"]),
+    ({"const": 1}, ["1", "1.0", "true"]),
+    ({"enum": [1, 2]}, ["1", "true", "2.0", "false", "0"]),
+    ({"enum": [True]}, ["true", "1"]),
+    ({"const": [1, {"a": 0}]}, ['[1, {"a": 0}]', '[true, {"a": false}]', '[1.0, {"a": 0.0}]']),
+    ({"type": "integer"}, ["1", "1.0", "true", "1.5"]),
+    ({"type": "number", "multipleOf": 0.1}, ["0.3", "0.35", "true"]),
+    ({"uniqueItems": True}, ["[1, true]", "[1, 1.0]", "[0, false]", "[[1], [true]]"]),
+    ({"type": "array", "prefixItems": [{"type": "string"}], "items": False}, ['["a"]', '["a", 1]', "[1]"]),
+    (
+        {
+            "type": "object",
+            "dependentSchemas": {"a": {"required": ["b"]}},
+            "unevaluatedProperties": False,
+            "properties": {"a": {}, "b": {}},
+        },
+        ['{"a": 1, "b": 2}', '{"a": 1}', '{"c": 1}', "{}"],
+    ),
+    (
+        {"$defs": {"pos": {"type": "integer", "minimum": 1}}, "items": {"$ref": "#/$defs/pos"}},
+        ["[1, 2]", "[0]", "[true]"],
+    ),
+    ({"type": "string", "minLength": 2, "pattern": "^a"}, ['"ab"', '"a"', '"ba"', '"\\ud83d\\ude00a"']),
+]
+
+
+@pytest.mark.parametrize(("schema", "texts"), SCHEMA_CASES)
+def test_json_schema_agrees_with_the_reference_validator(schema, texts):
+    """Each verdict is the reference Draft 2020-12 validator's, bools and ints kept apart."""
+    from jsonschema import Draft202012Validator
+
+    toml_schema = json.dumps(schema)  # JSON objects are TOML inline tables once keys are quoted the TOML way
+    body = f'kind = "json_schema"\nallow_fence = false\nschema = {_toml_inline(schema)}'
+    values, errors = score(body, texts)
+    expected = [float(Draft202012Validator(schema).is_valid(json.loads(t))) for t in texts]
+    assert values == expected, toml_schema
+    assert errors == [None] * len(texts)
+
+
+def test_json_schema_bool_int_cases_the_old_checker_got_wrong():
+    values, _ = score('kind = "json_schema"\nschema = { const = true }', ["true", "1"])
+    assert values == [1.0, 0.0]
+    values, _ = score('kind = "json_schema"\nschema = { enum = [1] }', ["1", "true"])
+    assert values == [1.0, 0.0]
+
+
+def test_json_schema_remote_refs_are_row_errors_not_fetches():
+    values, errors = score('kind = "json_schema"\nschema = { "$ref" = "https://example.com/s.json" }', ["{}"])
+    assert values == [None]
+    assert errors[0] is not None and "put its definition in the schema's $defs" in errors[0]
+
+
+def _toml_inline(value) -> str:
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{json.dumps(k)} = {_toml_inline(v)}" for k, v in value.items()) + " }"
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_inline(v) for v in value) + "]"
+    return json.dumps(value)  # strings, numbers, true/false: the same in TOML
 
 
 @pytest.mark.parametrize(
@@ -177,7 +246,7 @@ def test_repetition_penalty():
     assert values == pytest.approx([-(1 - 2 / 5), 0.0, 0.0])
     from engine.rewards import RubricError
 
-    with pytest.raises(RubricError, match="must be 0 or negative"):
+    with pytest.raises(RubricError, match="'max_penalty' must be 0 or less"):
         score('kind = "repetition_penalty"\nmax_penalty = 0.5', ["x"])
 
 

@@ -54,7 +54,11 @@ def test_unknown_top_level_key(tmp_path):
 
 
 def test_unknown_kind(tmp_path):
-    rejects(tmp_path, crit('kind = "magic"'), r"criterion 'c': unknown kind 'magic'; use one of exact_match")
+    rejects(
+        tmp_path,
+        crit('kind = "magic"'),
+        r"criterion 'c': unknown kind 'magic'; use one of python, exact_match",
+    )
 
 
 def test_missing_kind_and_name(tmp_path):
