@@ -13,6 +13,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from engine import control as engine_control
+from engine.algos.trl_compat import save_checkpoint
 from engine.session import RunSession, StopRun
 
 # Trainer's end-of-training summary is not a per-step metric.
@@ -124,7 +125,7 @@ class Telemetry(TrainerCallback):
         """Write a checkpoint of the current step unless one exists already."""
         if state.global_step == self.last_saved_step or state.global_step == 0:
             return
-        self.trainer._save_checkpoint(self.trainer.model, None)
+        save_checkpoint(self.trainer)
         self.on_save(self.trainer.args, state, self.trainer.control)
 
     def _checkpoint_while_paused(self, state: Any) -> None:

@@ -17,6 +17,7 @@ from peft import LoraConfig
 from transformers import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from engine.algos.trl_compat import GenerationHook
 from engine.modeling import DevicePlan
 from engine.session import Rollouts, RunSession
 from engine.telemetry import Telemetry
@@ -101,18 +102,16 @@ def rubric_reward(session: RunSession) -> Any:
 
 
 # ---- the trainer: TRL's, plus a recorder of every generated rollout ------------------------------------
-class RecordingGRPOTrainer(GRPOTrainer):
+class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL private API, see trl_compat
     session: RunSession
     reward_fn: Any
     model: Any
     processing_class: Any
     num_generations: int
 
-    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        output = super()._generate_and_score_completions(inputs)
+    def after_generation(self, output: dict[str, Any]) -> None:
         if self.model.training and self.reward_fn.last is not None:
             self._record(output)
-        return output
 
     def _record(self, output: dict[str, Any]) -> None:
         prompts, completions, columns, scored = self.reward_fn.last

@@ -1,0 +1,108 @@
+"""Every private TRL / transformers method the engine relies on, in one place.
+
+TRL has no public hook for "a batch was just generated and scored" and no public "write a checkpoint
+now", so the engine overrides or calls two private methods. Private means a minor release may rename
+or reshape them. Everything that touches them goes through this module, `RELIED_ON` lists them with the
+signature the engine was written against, and tests/engine/test_trl_compat.py checks the installed
+TRL against that list, naming the method and the version when it differs. pyproject.toml bounds TRL
+below its next major version for the same reason.
+
+This module imports neither TRL nor transformers at import time (telemetry imports it before TRL loads).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PrivateMethod:
+    owner: str
+    """Where the method is defined, as `module:Class`."""
+    name: str
+    parameters: tuple[str, ...]
+    """The parameter names, `self` first, the engine calls or overrides it with."""
+    why: str
+
+
+GENERATE_AND_SCORE = PrivateMethod(
+    "trl:GRPOTrainer",
+    "_generate_and_score_completions",
+    ("self", "inputs"),
+    "the only point where a generated, scored batch with its advantages is in hand: the engine records "
+    "every rollout there (GenerationHook below)",
+)
+SAVE_CHECKPOINT = PrivateMethod(
+    "transformers:Trainer",
+    "_save_checkpoint",
+    ("self", "model", "trial"),
+    "a checkpoint outside the Trainer's schedule (a stop, or a checkpoint asked for while paused)",
+)
+RELIED_ON = (GENERATE_AND_SCORE, SAVE_CHECKPOINT)
+
+GENERATED_KEYS = ("completion_ids", "completion_mask", "advantages")
+"""What the engine reads from the dict `_generate_and_score_completions` returns."""
+
+
+def _version(module: str) -> str:
+    try:
+        return str(importlib.import_module(module).__version__)
+    except Exception:  # not installed or no version: say so in the message instead
+        return "unknown"
+
+
+def problems(methods: tuple[PrivateMethod, ...] = RELIED_ON) -> list[str]:
+    """How the installed TRL / transformers differ from what RL Studio relies on; empty when they agree."""
+    found = []
+    for method in methods:
+        module_name, class_name = method.owner.split(":")
+        where = f"{module_name} {_version(module_name)}"
+        owner = getattr(importlib.import_module(module_name), class_name)
+        function = getattr(owner, method.name, None)
+        if function is None:
+            found.append(
+                f"{class_name}.{method.name} is gone in {where}; RL Studio uses it for {method.why}. "
+                f"Install the TRL range pyproject.toml names, or port engine/algos/trl_compat.py."
+            )
+            continue
+        names = tuple(inspect.signature(function).parameters)
+        if names != method.parameters:
+            found.append(
+                f"{class_name}.{method.name} takes ({', '.join(names)}) in {where}, not "
+                f"({', '.join(method.parameters)}); RL Studio uses it for {method.why}. "
+                f"Port engine/algos/trl_compat.py."
+            )
+    return found
+
+
+# ---- the calls -----------------------------------------------------------------------------------------
+class GenerationHook:
+    """Mix in before `GRPOTrainer`: `before_generation` may replace the rows TRL is about to generate
+    for, `after_generation` sees every batch TRL generated and scored (its dict holds GENERATED_KEYS)."""
+
+    def before_generation(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return inputs
+
+    def after_generation(self, output: dict[str, Any]) -> None:
+        return None
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        inputs = self.before_generation(inputs)
+        output: dict[str, Any] = super()._generate_and_score_completions(inputs)  # type: ignore[misc]
+        missing = [key for key in GENERATED_KEYS if key not in output]
+        if missing:
+            raise RuntimeError(
+                f"trl {_version('trl')}'s GRPOTrainer._generate_and_score_completions no longer returns "
+                f"{', '.join(missing)}, which RL Studio records rollouts from. Install the TRL range "
+                "pyproject.toml names, or port engine/algos/trl_compat.py."
+            )
+        self.after_generation(output)
+        return output
+
+
+def save_checkpoint(trainer: Any) -> None:
+    """Write a checkpoint of the trainer's current step now, as the Trainer's own schedule would."""
+    trainer._save_checkpoint(trainer.model, None)
