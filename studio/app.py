@@ -15,6 +15,10 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from PySide6.QtWidgets import QApplication
 
 _T0 = time.time()
 
@@ -60,15 +64,83 @@ def _freeze_startup_objects() -> None:
     gc.freeze()
 
 
+HEADLESS_PLATFORMS = ("offscreen", "minimal", "vnc", "eglfs", "linuxfb", "vkkhrdisplay")
+"""Qt platforms that need no window system."""
+
+NO_DISPLAY_HINT = (
+    "To run it without one, render offscreen (QT_QPA_PLATFORM=offscreen rl-studio --screenshot OUT.png "
+    "...) or start a virtual display (xvfb-run rl-studio)."
+)
+
+
+def display_problem(env: dict[str, str] | os._Environ[str], platform: str = sys.platform) -> str | None:
+    """Why Qt will not be able to open a window here, or None. Only Linux-like systems need a display
+    server named in the environment; Qt aborts the process (a core dump) when it finds none."""
+    if platform in ("win32", "darwin"):
+        return None
+    chosen = [p.split(":")[0].strip() for p in env.get("QT_QPA_PLATFORM", "").split(";") if p.strip()]
+    if any(p in HEADLESS_PLATFORMS for p in chosen):
+        return None
+    x11, wayland = bool(env.get("DISPLAY")), bool(env.get("WAYLAND_DISPLAY"))
+    if not chosen and (x11 or wayland):
+        return None
+    if ("xcb" in chosen and x11) or (any(p.startswith("wayland") for p in chosen) and wayland):
+        return None
+    if chosen:
+        needed = "WAYLAND_DISPLAY" if all(p.startswith("wayland") for p in chosen) else "DISPLAY"
+        why = f"QT_QPA_PLATFORM={env.get('QT_QPA_PLATFORM')} needs {needed}, which is not set"
+    else:
+        why = "neither DISPLAY nor WAYLAND_DISPLAY is set (no desktop session)"
+    return f"rl-studio: no display to open the window on: {why}. {NO_DISPLAY_HINT}"
+
+
+def _create_application() -> QApplication:
+    """The QApplication. When Qt cannot open its platform (no reachable display server, missing system
+    libraries) it aborts the process; say what happened and exit with code 2 instead of a core dump."""
+    from PySide6.QtCore import QtMsgType, qInstallMessageHandler
+    from PySide6.QtWidgets import QApplication
+
+    said: list[str] = []
+
+    def handler(kind: QtMsgType, _context: object, message: str) -> None:
+        if kind == QtMsgType.QtFatalMsg:
+            details = "\n".join(f"  {line}" for line in [*said, message][-6:])
+            sys.stderr.write(
+                f"rl-studio: Qt could not open the display (DISPLAY={os.environ.get('DISPLAY', '')!r}, "
+                f"WAYLAND_DISPLAY={os.environ.get('WAYLAND_DISPLAY', '')!r}, "
+                f"QT_QPA_PLATFORM={os.environ.get('QT_QPA_PLATFORM', '')!r}). Qt said:\n{details}\n"
+                f"Check that the display server is running and reachable. {NO_DISPLAY_HINT}\n"
+            )
+            sys.stderr.flush()
+            os._exit(2)
+        said.append(message)  # shown once: below if the app starts, in the report above if it does not
+
+    previous = qInstallMessageHandler(handler)
+    try:
+        app = QApplication([sys.argv[0]])
+    finally:
+        qInstallMessageHandler(previous)
+    for message in said:
+        sys.stderr.write(message + "\n")
+    return app
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if "--screenshot" in argv or any(a.startswith("--screenshot=") for a in argv):
+    args = parse_args(argv)  # --help and bad arguments end here, before anything needs a display
+    if args.screenshot:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtWidgets import QApplication
 
     existing = QApplication.instance()
-    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0]])
-    args = parse_args(argv)
+    if isinstance(existing, QApplication):
+        app = existing
+    else:
+        problem = display_problem(os.environ)
+        if problem:
+            print(problem, file=sys.stderr)
+            return 2
+        app = _create_application()
     from PySide6.QtGui import QIcon
 
     from engine.contract.paths import ICON, default_workspace

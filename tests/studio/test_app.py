@@ -147,3 +147,64 @@ def test_first_start_creates_and_seeds_the_default_workspace(tmp_path: Path) -> 
     if DEMO_CONFIG.is_file():
         config = tmp_path / "home" / "workspace_files" / "configs" / "demo.toml"
         assert config.is_file() and str(DEMO_DIR) in config.read_text()
+
+
+# ---- no display --------------------------------------------------------------------------------------
+def _without_display(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = _env(tmp_path)
+    for name in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def _studio(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "studio", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        check=False,
+    )
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="only X11/Wayland systems need DISPLAY")
+def test_help_and_a_missing_display_without_a_display(tmp_path: Path) -> None:
+    env = _without_display(tmp_path)
+    helped = _studio(env, "--help")
+    assert helped.returncode == 0, helped.stderr
+    assert helped.stdout.startswith("usage: rl-studio") and "--workspace" in helped.stdout
+
+    started = _studio(env, "--workspace", str(tmp_path / "ws.sqlite"))
+    assert started.returncode == 2, started.stderr  # not an abort (-6) with a core dump
+    assert "neither DISPLAY nor WAYLAND_DISPLAY is set" in started.stderr
+    assert "QT_QPA_PLATFORM=offscreen" in started.stderr and "xvfb-run" in started.stderr
+    assert "xcb" not in started.stderr  # Qt's own message names a library that is not the problem
+    assert not (tmp_path / "ws.sqlite").exists()
+
+    bad = _studio(env, "--run", "three")
+    assert bad.returncode == 2 and "'three' is not a run id" in bad.stderr  # argparse's error, not Qt's
+
+
+@pytest.mark.skipif(sys.platform in ("win32", "darwin"), reason="only X11/Wayland systems need DISPLAY")
+def test_a_display_qt_cannot_open_is_reported_without_a_core_dump(tmp_path: Path) -> None:
+    # No X server answers on display 99 (and where xcb's libraries are missing, that fails first).
+    started = _studio(_without_display(tmp_path, DISPLAY=":99"), "--workspace", str(tmp_path / "ws.sqlite"))
+    assert started.returncode == 2, started.stderr
+    assert "Qt could not open the display (DISPLAY=':99'" in started.stderr
+    assert "QT_QPA_PLATFORM=offscreen" in started.stderr and "xvfb-run" in started.stderr
+
+
+def test_which_environments_have_a_display() -> None:
+    from studio.app import display_problem
+
+    assert display_problem({}, "linux") is not None
+    assert display_problem({"DISPLAY": ":0"}, "linux") is None
+    assert display_problem({"WAYLAND_DISPLAY": "wayland-0"}, "linux") is None
+    assert display_problem({"QT_QPA_PLATFORM": "offscreen"}, "linux") is None
+    assert display_problem({"QT_QPA_PLATFORM": "xcb;offscreen"}, "linux") is None
+    xcb = display_problem({"QT_QPA_PLATFORM": "xcb", "WAYLAND_DISPLAY": "wayland-0"}, "linux")
+    assert xcb is not None and "QT_QPA_PLATFORM=xcb needs DISPLAY" in xcb
+    assert display_problem({}, "darwin") is None and display_problem({}, "win32") is None
