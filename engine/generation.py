@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.contract.config import RunConfig
+from engine.rewards.shapes import shape_completions
 
 
 @dataclass
@@ -14,13 +15,14 @@ class Generated:
     completion_ids: list[list[int]]
     truncated: list[bool]
     conversational: bool
+    prompts: list[Any] = field(default_factory=list)
+    """The prompts the texts answer, one per text: what shapes the completions for the rubric."""
 
     @property
     def completions_for_rubric(self) -> list[Any]:
-        """Completions in the dataset's format, as TRL hands them to reward functions."""
-        if self.conversational:
-            return [[{"role": "assistant", "content": t}] for t in self.texts]
-        return list(self.texts)
+        """Completions in the shape training hands reward functions (engine.rewards.shapes)."""
+        prompts = self.prompts or [[] if self.conversational else ""] * len(self.texts)
+        return shape_completions(prompts, self.texts)
 
 
 def encode_prompts(tokenizer: Any, prompts: list[Any]) -> list[list[int]]:
@@ -88,4 +90,4 @@ def generate(
                 texts.append(tokenizer.decode(seq, skip_special_tokens=True))
     if was_training:
         model.train()
-    return Generated(texts, ids_out, truncated, conversational)
+    return Generated(texts, ids_out, truncated, conversational, list(prompts))

@@ -102,7 +102,64 @@ def load_model(cfg: RunConfig, plan: DevicePlan) -> Any:
             f"Could not load the model at [model] path {source!r}: {exc}. On a machine without internet, "
             "use a local directory."
         ) from None
+    check_lora_targets(cfg, model)
     return model
+
+
+# Layer types PEFT's LoRA adapts by name: torch's Linear and transformers' Conv1D (GPT-2's projections).
+_ADAPTABLE = ("Linear", "Conv1D")
+
+
+def linear_module_names(model: Any) -> list[str]:
+    """The distinct last name parts of the model's linear layers (q_proj, c_attn, lm_head...), sorted."""
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, module in model.named_modules()
+        if name and type(module).__name__ in _ADAPTABLE
+    }
+    return sorted(names)
+
+
+def check_lora_targets(cfg: RunConfig, model: Any) -> None:
+    """Refuse `[lora] target_modules` entries that name no module of this model, before a trainer is built
+    (PEFT raises a traceback when none matches, and silently skips an entry when another one matches)."""
+    targets = cfg.lora.target_modules
+    if targets == ["all-linear"]:
+        return
+    module_names = [name for name, _ in model.named_modules() if name]
+    missing = [
+        key for key in targets if not any(name == key or name.endswith("." + key) for name in module_names)
+    ]
+    if missing:
+        which = ", ".join(repr(key) for key in missing)
+        linear = ", ".join(linear_module_names(model)) or "none"
+        raise ConfigError(
+            f"[lora] target_modules: {which} match{'es' if len(missing) == 1 else ''} no module of the model "
+            f"at {cfg.resolved_model()}. Its linear layers are named: {linear}. Use some of those names, "
+            'or target_modules = ["all-linear"].'
+        )
+
+
+def context_tokens(cfg: RunConfig) -> int | None:
+    """The model's context window in tokens, read from a local model's config.json without loading it;
+    None for a hub id or a config that does not say."""
+    import json
+
+    if not cfg.model_is_local():
+        return None
+    try:
+        config = json.loads((Path(cfg.resolved_model()) / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(config, dict):
+        return None
+    sources = [config, config.get("text_config") or {}]  # multimodal configs nest the language model's
+    for source in sources:
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+            value = source.get(key) if isinstance(source, dict) else None
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    return None
 
 
 SMALL_MODEL_PARAMS = 20_000_000

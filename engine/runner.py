@@ -77,6 +77,7 @@ class RunInputs:
     """What a run reads besides its config, loaded and checked before anything is recorded."""
 
     def __init__(self, cfg: RunConfig, workspace: Workspace):
+        from engine import preflight
         from engine.modeling import _check_model_source as check_model_source
         from engine.rewards import load_rubric
         from engine.session import load_rows
@@ -84,6 +85,7 @@ class RunInputs:
         self.train_rows, self.eval_rows = load_rows(cfg)
         check_model_source(cfg)
         self.rubric = load_rubric(cfg.resolve(cfg.rubric.path), tokenizer=None, cache_db=workspace.path)
+        preflight.check(cfg, self.rubric, self.train_rows, self.eval_rows)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):

@@ -19,7 +19,8 @@ from trl import GRPOConfig, GRPOTrainer
 
 from engine.algos.trl_compat import GenerationHook
 from engine.modeling import DevicePlan
-from engine.session import Rollouts, RunSession
+from engine.rewards.shapes import shape_completions
+from engine.session import ROW_INDEX, Rollouts, RunSession
 from engine.telemetry import Telemetry
 
 # Arguments TRL passes to reward functions that are not dataset columns.
@@ -89,6 +90,7 @@ def rubric_reward(session: RunSession) -> Any:
         state = kwargs.get("trainer_state")
         columns = {k: v for k, v in kwargs.items() if k not in _TRL_EXTRAS}
         step = (state.global_step + 1) if state is not None else 0
+        completions = shape_completions(prompts, completions)  # TRL's shapes already; the one shaping rule
         scored = session.score(prompts, completions, columns, completion_ids, step)
         total.last = (prompts, completions, columns, scored)  # type: ignore[attr-defined]
         if log_metric is not None:
@@ -105,13 +107,23 @@ def rubric_reward(session: RunSession) -> Any:
 class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL private API, see trl_compat
     session: RunSession
     reward_fn: Any
+    row_columns: list[str]
+    """Every column of the training set (a row lacking one gets None, as Arrow would give it)."""
     model: Any
     processing_class: Any
     num_generations: int
 
+    def before_generation(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return self.session_rows(inputs)
+
     def after_generation(self, output: dict[str, Any]) -> None:
         if self.model.training and self.reward_fn.last is not None:
             self._record(output)
+
+    def session_rows(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """The dataset rows the sampler picked, as Python read them from the JSONL (see `row_index_dataset`)."""
+        rows, columns = self.session.train_rows, self.row_columns
+        return [{k: rows[item[ROW_INDEX]].get(k) for k in columns} for item in inputs]
 
     def _record(self, output: dict[str, Any]) -> None:
         prompts, completions, columns, scored = self.reward_fn.last
@@ -149,11 +161,22 @@ class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL privat
             self.session.record_rollouts(self.state.global_step + 1, batch, self.num_generations)
 
 
+def row_index_dataset(rows: list[dict[str, Any]]) -> Dataset:
+    """The training set as TRL's sampler sees it: only each row's index.
+
+    Arrow stores a column in one type, so a dataset whose `answer` is 3 in one row and "3" in the next,
+    or whose `info` is a dict here and a string there, cannot become a `datasets.Dataset` (and a message
+    list with an extra key would come back with that key set to None in every other row). The rows stay
+    in Python; the trainer looks each sampled index up (`session_rows`), so the prompt is generated from,
+    and reward functions receive, the values exactly as the JSONL holds them."""
+    return Dataset.from_dict({ROW_INDEX: [int(row[ROW_INDEX]) for row in rows]})
+
+
 # ---- train ----------------------------------------------------------------------------------------
 def train(session: RunSession, model: Any, tokenizer: Any, plan: DevicePlan, resume_from: str | None) -> int:
     """Run GRPO until max_steps or a stop; returns the last completed step."""
     reward_fn = rubric_reward(session)
-    dataset = Dataset.from_list(session.train_rows)
+    dataset = row_index_dataset(session.train_rows)
     trainer = RecordingGRPOTrainer(
         model=model,
         reward_funcs=[reward_fn],
@@ -164,6 +187,7 @@ def train(session: RunSession, model: Any, tokenizer: Any, plan: DevicePlan, res
     )
     trainer.session = session
     trainer.reward_fn = reward_fn
+    trainer.row_columns = list(dict.fromkeys(k for row in session.train_rows for k in row))
     telemetry = Telemetry(session, trainer, tokenizer)
     telemetry.last_saved_step = session.resumed_from_step if resume_from else -1
     trainer.add_callback(telemetry)

@@ -56,6 +56,12 @@ class DataConfig:
         default="",
     )
     eval_limit: int = _help("Evaluate on at most this many held-out prompts (0 = all).", default=0)
+    max_prompt_chars: int = _help(
+        "Refuse a dataset whose prompt is longer than this many characters, naming its file and line, "
+        "before anything is tokenised (0 = automatic: 8 characters per token of the model's context "
+        "window, read from its config.json, or 100000 when that is unknown).",
+        default=0,
+    )
 
 
 @dataclass
@@ -94,8 +100,8 @@ class TrainingConfig:
         "KL penalty coefficient against the reference model (0 disables the reference model).", default=0.0
     )
     epsilon: float = _help("Clipping range of the policy ratio.", default=0.2)
-    max_grad_norm: float = _help("Gradient clipping norm.", default=1.0)
-    seed: int = _help("Random seed for data order, sampling and initialisation.", default=0)
+    max_grad_norm: float = _help("Gradient clipping norm (0 turns clipping off).", default=1.0)
+    seed: int = _help("Random seed for data order, sampling and initialisation (0 to 4294967295).", default=0)
     eval_every: int = _help(
         "Evaluate on the held-out split every N steps (0 = only before and after).", default=0
     )
@@ -360,6 +366,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("[data] train is empty. Set it to a JSONL file of prompts.")
     if not cfg.rubric.path:
         raise ConfigError("[rubric] path is empty. Set it to a rubric TOML file.")
+    _validate_numbers(cfg)
     positive_ints = {
         "max_steps": t.max_steps,
         "prompts_per_step": t.prompts_per_step,
@@ -483,6 +490,44 @@ def _validate_ppo(t: TrainingConfig) -> None:
         raise ConfigError(
             f"[training] cliprange_value must be above 0, got {t.cliprange_value}. 0.2 is typical."
         )
+
+
+SEED_LIMIT = 2**32 - 1  # numpy's seeds are unsigned 32-bit
+
+
+def _validate_numbers(cfg: RunConfig) -> None:
+    """The numeric keys `validate` has no specific rule for, and NaN/inf for every float key (TOML
+    allows `nan` and `inf`; no key of the run config means anything with them)."""
+    for section, cls in SECTIONS.items():
+        part = getattr(cfg, section)
+        for f in fields(cls):
+            value = getattr(part, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(
+                    f"[{section}] {f.name} must be a finite number, got {value}. "
+                    f"{field_help(section, f.name)} Default: {f.default}."
+                )
+    d, t = cfg.data, cfg.training
+    if d.eval_limit < 0:
+        raise ConfigError(
+            f"[data] eval_limit must be 0 (every held-out prompt) or a positive count, got {d.eval_limit}."
+        )
+    if d.max_prompt_chars < 0:
+        raise ConfigError(
+            f"[data] max_prompt_chars must be 0 (automatic) or a positive number of characters, "
+            f"got {d.max_prompt_chars}."
+        )
+    if t.max_grad_norm < 0:
+        raise ConfigError(
+            f"[training] max_grad_norm must be 0 (no clipping) or more, got {t.max_grad_norm}. 1.0 is typical."
+        )
+    if not 0 <= t.seed <= SEED_LIMIT:
+        raise ConfigError(f"[training] seed must be between 0 and {SEED_LIMIT}, got {t.seed}.")
+    for key in ("vf_coef", "target_kl"):
+        if getattr(t, key) < 0:
+            raise ConfigError(
+                f"[training] {key} must be 0 or more, got {getattr(t, key)}. {field_help('training', key)}"
+            )
 
 
 # ---- a small TOML writer (tomllib only reads) ------------------------------------------------------

@@ -17,7 +17,7 @@ from engine.rewards.builtins import RegexMatch, ThinkAnswerFormat
 from engine.rewards.judges import JudgeCriterion
 from engine.rewards.rubric import Rubric
 from engine.rewards.samples import batch_from_rows
-from engine.rewards.text import as_completion_messages, last_user_text
+from engine.rewards.text import last_user_text
 
 CHEATS = ("empty", "format_only", "echo_prompt", "stuff_answers", "pad_to_limit", "repeat", "judge_injection")
 ANSWER_COLUMNS = (
@@ -151,12 +151,9 @@ def cheat_texts(rubric: Rubric, rows: list[dict[str, Any]], pad_chars: int) -> d
 # ---- scoring ------------------------------------------------------------------------------------------
 
 
-def _shape(row: dict[str, Any], text: str) -> Any:
-    """A conversational dataset gets conversational completions, as it would in training."""
-    return as_completion_messages(text) if isinstance(row.get("prompt"), list) else text
-
-
 def mean_total(rubric: Rubric, rows: list[dict[str, Any]], completions: list[Any]) -> float:
+    """The mean total of `completions` on `rows`; `batch_from_rows` shapes them as training would (the
+    references and the cheats alike)."""
     totals: list[float] = []
     for start in range(0, len(rows), CHUNK):
         chunk = rows[start : start + CHUNK]
@@ -172,8 +169,7 @@ def redteam(rubric: Rubric, rows: list[dict[str, Any]], pad_chars: int = 1000) -
         reference_mean = mean_total(rubric, with_reference, [row["reference"] for row in with_reference])
     results = []
     for name, texts in cheat_texts(rubric, rows, pad_chars).items():
-        completions = [_shape(row, text) for row, text in zip(rows, texts, strict=True)]
-        mean = mean_total(rubric, rows, completions)
+        mean = mean_total(rubric, rows, texts)
         flagged = reference_mean is not None and reference_mean > 0 and mean >= FLAG_FRACTION * reference_mean
         example = texts[0] if len(texts[0]) <= 200 else texts[0][:197] + "..."
         results.append(CheatResult(name, mean, flagged, example))

@@ -8,6 +8,7 @@ from typing import Any
 
 from engine.data import json_lines
 from engine.rewards.api import RewardBatch
+from engine.rewards.shapes import shape_completions
 
 RESERVED = ("prompt", "completion", "completion_ids")
 
@@ -41,15 +42,22 @@ def _is_text(value: Any) -> bool:
 
 
 def batch_from_rows(rows: list[dict[str, Any]], completions: list[Any] | None = None) -> RewardBatch:
-    """A batch from dataset rows: the rows' own completions, or `completions` given for them."""
+    """A batch from dataset rows: the rows' own completions, or `completions` given for them, each in the
+    shape training hands it (a string for a standard prompt, a message list for a conversational one)."""
     names: list[str] = []
+    seen: set[str] = set()
     for row in rows:
-        names.extend(k for k in row if k not in RESERVED and k not in names)
+        for k in row:
+            if k not in RESERVED and k not in seen:
+                seen.add(k)
+                names.append(k)
     columns = {name: [row.get(name) for row in rows] for name in names}
     ids = [row.get("completion_ids") for row in rows]
+    prompts = [row["prompt"] for row in rows]
+    given = [row["completion"] for row in rows] if completions is None else completions
     return RewardBatch(
-        prompts=[row["prompt"] for row in rows],
-        completions=[row["completion"] for row in rows] if completions is None else completions,
+        prompts=prompts,
+        completions=shape_completions(prompts, given),
         columns=columns,
         completion_ids=ids if completions is None and all(i is not None for i in ids) else None,  # type: ignore[arg-type]
     )

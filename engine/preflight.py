@@ -1,0 +1,181 @@
+"""Checks a run passes before the model loads, for honest mistakes that would otherwise crash late, hang,
+or train without error on a reward that is always null.
+
+- The training set holds at least one step's distinct prompts (`prompts_per_step`); with fewer, TRL's
+  sampler yields no batch and the run "stops" at step 0 with exit 0.
+- No prompt is longer than `[data] max_prompt_chars` characters (counted before anything is tokenised:
+  a 50 MB line once made the tokenizer grow to 13 GB). The message names the file and line.
+- Every criterion scores at least one row of a small batch of the training set without an error. The
+  batch is the rows' `reference` completions when the dataset has them, else stand-ins built from the
+  row (its answer column, the empty string): a criterion that errors on every row of every one of them
+  (a column the dataset lacks, a typo in the code) would score null on every rollout of the run.
+
+`check` raises ConfigError, DataError or RubricError: the run fails as bad input (exit 2) with the message.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine import control
+from engine.contract.config import ConfigError, RunConfig
+from engine.data import DataError, line_of_row, prompt_chars
+
+PREFLIGHT_ROWS = 8
+"""How many training rows the criteria are tried on."""
+CHARS_PER_TOKEN = 8
+"""The automatic prompt limit allows this many characters per token of the model's context window:
+generous (English averages about 4), since the check is cheap and only has to catch the absurd."""
+DEFAULT_MAX_PROMPT_CHARS = 100_000
+"""The prompt limit when the model's context window is unknown (a hub id)."""
+ANSWER_COLUMNS = ("answer", "solution", "target", "label", "ground_truth", "gold", "expected", "final_answer")
+ROW_INDEX = "_row"  # engine.session.ROW_INDEX, not imported: the session module pulls in the store
+MESSAGE_CHARS = 400
+
+
+def check(
+    cfg: RunConfig, rubric: Any, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]
+) -> None:
+    """Every preflight check, cheapest first."""
+    check_training_set_size(cfg, train_rows)
+    check_prompt_lengths(cfg, train_rows, eval_rows)
+    check_criteria(cfg, rubric, train_rows)
+
+
+# ---- the training set holds a step ---------------------------------------------------------------------
+
+
+def check_training_set_size(cfg: RunConfig, train_rows: list[dict[str, Any]]) -> None:
+    wanted = cfg.training.prompts_per_step
+    processes = control.world_size()
+    needed = wanted * processes
+    if len(train_rows) >= needed:
+        return
+    per = f" x {processes} processes" if processes > 1 else ""
+    raise ConfigError(
+        f"[training] prompts_per_step = {wanted}{per} needs {needed} distinct prompts per step, but the "
+        f"training set {cfg.resolve(cfg.data.train)} has {len(train_rows)}: training could not take a single "
+        f"step. Lower prompts_per_step to {max(len(train_rows) // processes, 1)} or less, or add prompts."
+    )
+
+
+# ---- prompt lengths, before tokenising -----------------------------------------------------------------
+
+
+def max_prompt_chars(cfg: RunConfig) -> tuple[int, str]:
+    """The prompt length limit in characters, and where it comes from (for the message)."""
+    if cfg.data.max_prompt_chars:
+        return cfg.data.max_prompt_chars, "[data] max_prompt_chars"
+    from engine.modeling import context_tokens
+
+    tokens = context_tokens(cfg)
+    if tokens is None:
+        return DEFAULT_MAX_PROMPT_CHARS, "the default of [data] max_prompt_chars"
+    return (
+        CHARS_PER_TOKEN * tokens,
+        f"the automatic limit: {CHARS_PER_TOKEN} characters per token of the model's {tokens}-token context",
+    )
+
+
+def check_prompt_lengths(
+    cfg: RunConfig, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]
+) -> None:
+    limit, source = max_prompt_chars(cfg)
+    for key, rows in (("train", train_rows), ("eval", eval_rows)):
+        for index, row in enumerate(rows):
+            chars = prompt_chars(row.get("prompt"))
+            if chars <= limit:
+                continue
+            path = cfg.resolve(getattr(cfg.data, key))
+            line = line_of_row(path, int(row.get(ROW_INDEX, index)))
+            where = f"{path}:{line}" if line is not None else f"{path} (row {index + 1})"
+            raise DataError(
+                f"{where}: the prompt is {chars:,} characters long, over the limit of {limit:,} ({source}). "
+                "A prompt this long cannot fit the model's context; shorten or remove that row, or raise "
+                "[data] max_prompt_chars if the model really takes prompts this long."
+            )
+
+
+# ---- every criterion scores something ------------------------------------------------------------------
+
+
+def preflight_batches(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[tuple[str, list[Any]]]]:
+    """The rows to try the rubric on, and the completions to try: [(what they are, completions)]."""
+    with_reference = [r for r in rows if r.get("reference") not in (None, "", [])][:PREFLIGHT_ROWS]
+    if with_reference:
+        return with_reference, [("their 'reference' completions", [r["reference"] for r in with_reference])]
+    chosen = rows[:PREFLIGHT_ROWS]
+    candidates: list[tuple[str, list[Any]]] = []
+    for column in ANSWER_COLUMNS:
+        if any(r.get(column) not in (None, "") for r in chosen):
+            candidates.append(
+                (f"their '{column}' as the completion", [_as_text(r.get(column)) for r in chosen])
+            )
+            break
+    candidates.append(("an empty completion", [""] * len(chosen)))
+    return chosen, candidates
+
+
+def _as_text(value: Any) -> str:
+    return "" if value is None else value if isinstance(value, str) else str(value)
+
+
+def check_criteria(cfg: RunConfig, rubric: Any, train_rows: list[dict[str, Any]]) -> None:
+    """Raise RubricError when some criterion errors on every row of every preflight batch."""
+    from engine.rewards import RubricError
+    from engine.rewards.samples import batch_from_rows
+    from engine.rewards.text import completion_text
+
+    rows, candidates = preflight_batches(train_rows)
+    rows = [{k: v for k, v in row.items() if k != ROW_INDEX} for row in rows]  # as training passes columns
+    tokenizer = _tokenizer_if_needed(cfg, rubric)
+    failing: dict[str, str] | None = None
+    for _what, completions in candidates:
+        # One row at a time: a batch function that raises fails its whole batch, and a criterion is
+        # refused only when it fails on every row by itself.
+        first_error: dict[str, str] = {}
+        scored_rows: set[str] = set()
+        for row, completion in zip(rows, completions, strict=True):
+            batch = batch_from_rows([row], [completion])
+            if tokenizer is not None:
+                text = completion_text(batch.completions[0])
+                batch.completion_ids = [list(tokenizer(text, add_special_tokens=False)["input_ids"])]
+            for name, errors in rubric.score(batch).errors.items():
+                if errors[0] is None:
+                    scored_rows.add(name)
+                else:
+                    first_error.setdefault(name, errors[0])
+        always = {name: message for name, message in first_error.items() if name not in scored_rows}
+        failing = always if failing is None else {k: v for k, v in failing.items() if k in always}
+        if not failing:
+            return
+    assert failing
+    tried = " and ".join(what for what, _ in candidates)
+    problems = "; ".join(f"criterion '{name}': {_short(message)}" for name, message in failing.items())
+    train = cfg.resolve(cfg.data.train)
+    raise RubricError(
+        f"Preflight: before training, the rubric {Path(cfg.resolve(cfg.rubric.path)).name} was tried on the "
+        f"{len(rows)} rows of {train} with {tried}, and {_count(failing)} failed on every row, so "
+        f"{'it' if len(failing) == 1 else 'they'} would score null on every rollout of the run. {problems}. "
+        "Fix the criterion or the dataset (a column it reads may be missing), then start the run again; "
+        f"`rl-studio-engine rubric test {cfg.resolve(cfg.rubric.path)} --samples FILE` shows each row."
+    )
+
+
+def _count(failing: dict[str, str]) -> str:
+    return "one criterion" if len(failing) == 1 else f"{len(failing)} criteria"
+
+
+def _short(message: str) -> str:
+    text = " ".join(message.split())
+    return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 3] + "..."
+
+
+def _tokenizer_if_needed(cfg: RunConfig, rubric: Any) -> Any:
+    """The model's tokenizer when a criterion reads completion_ids (training hands it TRL's)."""
+    if not getattr(rubric, "needs_completion_ids", False) or getattr(rubric, "tokenizer", None) is not None:
+        return None
+    from engine.modeling import load_tokenizer
+
+    return load_tokenizer(cfg)
