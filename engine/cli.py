@@ -78,14 +78,17 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from engine.contract.config import load_run_config
     from engine.store import Workspace
 
+    config_name = "run.toml" if args.algorithm == "grpo" else f"run_{args.algorithm}.toml"
+    demo_config = DEMO_CONFIG.with_name(config_name)
     if args.print_config:
-        sys.stdout.write(load_run_config(DEMO_CONFIG).to_toml(absolute_paths=True))
+        sys.stdout.write(load_run_config(demo_config).to_toml(absolute_paths=True))
         return 0
     db = args.db or str(default_workspace())
     control.quiet()
     control.add_listener(ProgressBar())
     started = time.perf_counter()
-    code, run_id = runner.start(str(DEMO_CONFIG), db, name=args.name or "demo", max_steps=args.steps)
+    name = args.name or ("demo" if args.algorithm == "grpo" else f"demo-{args.algorithm}")
+    code, run_id = runner.start(str(demo_config), db, name=name, max_steps=args.steps)
     seconds = round(time.perf_counter() - started, 1)
     if run_id is None:
         return code
@@ -206,7 +209,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="train the bundled demo and print held-out scores before and after")
     p.add_argument("--db", help=f"workspace (default: {default_workspace()})")
     p.add_argument("--steps", type=int, help="override max_steps")
-    p.add_argument("--name", help="run name (default: demo)")
+    p.add_argument("--name", help="run name (default: demo, or demo-ppo)")
+    p.add_argument(
+        "--algorithm",
+        choices=("grpo", "ppo"),
+        default="grpo",
+        help="train the demo with GRPO (run.toml) or PPO (run_ppo.toml)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--print-config", action="store_true", help="print the demo config with absolute paths")
     p.set_defaults(func=_cmd_demo, protocol=False)

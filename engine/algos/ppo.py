@@ -198,8 +198,11 @@ def policy_logprobs(model: PeftModel, tokens: Tokens, temperature: float) -> tup
 
 
 def reference_logprobs(model: PeftModel, tokens: Tokens, temperature: float) -> Tensor:
-    with model.disable_adapter():
-        return policy_logprobs(model, tokens, temperature)[0]
+    try:
+        with model.disable_adapter():
+            return policy_logprobs(model, tokens, temperature)[0]
+    finally:
+        use_adapter(model, POLICY)  # re-enabling the adapters freezes all but the active one
 
 
 def state_values(model: PeftModel, head: nn.Linear, tokens: Tokens) -> Tensor:
