@@ -21,6 +21,7 @@ from typing import Any
 
 import sqlite_utils
 
+from engine.contract.datasets import register_dataset
 from engine.contract.rubric_versions import store_version
 from engine.contract.run_status import ACTIVE_STATUSES, holder_alive
 from engine.contract.schema import (
@@ -580,12 +581,7 @@ class Workspace:
 
     def register_dataset(self, path: str, rows: int, columns: Sequence[str], name: str | None = None) -> int:
         with self.transaction() as c:
-            c.execute(
-                "INSERT INTO datasets(name, path, rows, columns, created_at) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT(path) DO UPDATE SET rows = excluded.rows, columns = excluded.columns",
-                (name or Path(path).stem, path, rows, json.dumps(list(columns)), time.time()),
-            )
-            return int(c.execute("SELECT id FROM datasets WHERE path = ?", (path,)).fetchone()[0])
+            return register_dataset(c, path, rows, columns, name)
 
 
 class FollowerWorkspace(Workspace):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from engine.contract.reward_signatures import STYLE_ALIASES
 from engine.rewards.context import ScoringContext
 from engine.rewards.conventions import STYLES
 from engine.rewards.criteria import Criterion, CriterionResult
@@ -15,8 +16,6 @@ from engine.rewards.params import Params
 from engine.rewards.workers import LOAD_TIMEOUT_S, PendingCall, RewardWorker, WorkerFailure, WorkerStartError
 
 DEFAULT_TIMEOUT_S = 30.0
-
-STYLE_ALIASES = {"openai": "openai-python", "openai_python": "openai-python", "open-r1": "conversational"}
 
 
 class FunctionSource:

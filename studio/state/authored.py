@@ -1,20 +1,20 @@
 """Authored things in a workspace: datasets and rubric versions, and the bundled demo.
 
 The default workspace is seeded on first start so a new user finds something to look at and can run
-the demo with one click. Seeding is idempotent; it writes only authored things, the way the engine
-registers them (engine/store.py: register_dataset, save_rubric_version), so a demo run reuses them.
+the demo with one click. Seeding is idempotent; it writes only authored things, through the functions
+the engine uses too (engine.contract.datasets, engine.contract.rubric_versions), so a demo run reuses them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import time
 import tomllib
 from pathlib import Path
 
+from engine.contract import datasets
 from engine.contract.config import ConfigError, load_run_config
 from engine.contract.paths import DEMO_CONFIG, DEMO_DIR
+from engine.contract.rubric_versions import store_version
 from studio.state.workspace import WorkspaceDB
 
 SEEDED_KEY = "studio/demo_seeded"
@@ -66,45 +66,23 @@ def _rubric_sources(rubric_path: Path, text: str) -> dict[str, str]:
     return sources
 
 
-def register_dataset(db: WorkspaceDB, path: Path, name: str) -> None:
+def register_dataset(db: WorkspaceDB, path: Path, name: str) -> int:
+    """Register a JSONL file as a dataset (engine.contract.datasets: the engine's own rule)."""
     rows, columns = jsonl_summary(path)
     with db.writer() as c:
-        c.execute(
-            "INSERT INTO datasets(name, path, rows, columns, created_at) VALUES (?, ?, ?, ?, ?)"
-            " ON CONFLICT(path) DO NOTHING",
-            (name, str(path.resolve()), rows, json.dumps(columns), time.time()),
-        )
+        return datasets.register_dataset(c, path, rows, columns, name)
 
 
-def register_rubric(db: WorkspaceDB, path: Path, note: str) -> None:
+def register_rubric(db: WorkspaceDB, path: Path, note: str) -> int:
+    """Store a rubric file and the sources it names as a version (reused when identical)."""
     text = path.read_text(encoding="utf-8")
     sources = _rubric_sources(path, text)
     try:
         name = str(tomllib.loads(text).get("name") or path.stem)
     except tomllib.TOMLDecodeError:
         name = path.stem
-    blob = json.dumps({"toml": text, "sources": sources}, sort_keys=True)
-    sha = hashlib.sha256(blob.encode()).hexdigest()
-    now = time.time()
     with db.writer() as c:
-        row = c.execute("SELECT id FROM rubrics WHERE name = ?", (name,)).fetchone()
-        rubric_id = (
-            row[0]
-            if row
-            else c.execute("INSERT INTO rubrics(name, created_at) VALUES (?, ?)", (name, now)).lastrowid
-        )
-        if c.execute(
-            "SELECT 1 FROM rubric_versions WHERE rubric_id = ? AND sha256 = ?", (rubric_id, sha)
-        ).fetchone():
-            return
-        version = c.execute(
-            "SELECT COALESCE(MAX(version), 0) + 1 FROM rubric_versions WHERE rubric_id = ?", (rubric_id,)
-        ).fetchone()[0]
-        c.execute(
-            "INSERT INTO rubric_versions(rubric_id, version, toml, sources, sha256, note, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (rubric_id, version, text, json.dumps(sources), sha, note, now),
-        )
+        return store_version(c, name, text, sources, note).version_id
 
 
 def seed_demo(db: WorkspaceDB) -> bool:

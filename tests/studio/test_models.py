@@ -85,3 +85,36 @@ def test_datasets_and_rubric_versions(state: StudioState, tmp_path: Path) -> Non
     assert newest.text().startswith("v2")
     toml, sources = state.db.rubric_version_text(newest.data(VERSION_ID_ROLE))
     assert "0.5" in toml and "rewards.py" in sources
+
+
+def test_the_studio_and_the_engine_register_authored_things_the_same_way(
+    state: StudioState, tmp_path: Path
+) -> None:
+    from engine.store import Workspace
+
+    assert state.db is not None
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"prompt": "a", "answer": "1"}\n')
+    studio_id = register_dataset(state.db, data, "my name for it")
+    data.write_text('{"prompt": "a", "answer": "1"}\n{"prompt": "b", "answer": "2", "extra": 3}\n')
+    engine = Workspace(state.db.path)
+    try:
+        # the engine registers the file a run trains on, by a path spelled another way
+        engine_id = engine.register_dataset(
+            str(tmp_path / "." / "train.jsonl"), 2, ["answer", "extra", "prompt"]
+        )
+        rubric = tmp_path / "rubric.toml"
+        (tmp_path / "rewards.py").write_text(
+            "def ok(completions, **kw):\n    return [1.0] * len(completions)\n"
+        )
+        rubric.write_text(RUBRIC)
+        version_id = register_rubric(state.db, rubric, note="from the studio")
+        sources = {"rewards.py": (tmp_path / "rewards.py").read_text()}
+        assert engine.save_rubric_version("tiny", RUBRIC, sources, note="a run") == version_id
+    finally:
+        engine.close()
+    assert engine_id == studio_id
+    row = state.db.conn.execute("SELECT name, rows, columns FROM datasets").fetchall()
+    assert [tuple(r) for r in row] == [("my name for it", 2, '["answer", "extra", "prompt"]')]
+    assert register_dataset(state.db, data, "another name") == studio_id  # the first name stays
+    assert state.db.conn.execute("SELECT name FROM datasets").fetchall()[0][0] == "my name for it"
