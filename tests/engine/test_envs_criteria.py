@@ -150,3 +150,54 @@ def test_environment_section_is_optional_and_round_trips():
 def test_environment_section_validation(section, message):
     with pytest.raises(ConfigError, match=message):
         config_from_dict({**BASE, "environment": section})
+
+
+# ---- what training hands the rubric --------------------------------------------------------------------
+
+
+def test_episode_columns_from_trl_layout(tmp_path):
+    from engine.envs.training import episode_columns, write_trajectories
+
+    row = make_tasks()[0][1]
+    with load_environment("builtin:file_manager") as factory:
+        env = factory()
+        env.reset(**row)
+        # What TRL's tool loop does: call the tools the parsed message names, then append tool messages.
+        first = solution(row)[0]
+        result = env.list_files(**first["arguments"])
+        completion = [
+            {
+                "role": "assistant",
+                "content": "",
+                "tool_calls": [
+                    {"type": "function", "function": {"name": "list_files", "arguments": first["arguments"]}}
+                ],
+            },
+            {"role": "tool", "name": "list_files", "content": result},
+            {"role": "assistant", "content": "Done."},
+        ]
+        columns = episode_columns([env], [completion])
+    (trajectory,) = columns["trajectories"]
+    (snapshot,) = columns["environments"]
+    assert trajectory.num_turns == 2 and [c.tool for c in trajectory.calls] == ["list_files"]
+    assert trajectory.reward == 0.0 and snapshot.get_reward() == 0.0
+    assert snapshot.source == row["source"]
+    out = tmp_path / "trajectories.jsonl"
+    write_trajectories(out, 1, [0], columns["trajectories"])
+    record = json.loads(out.read_text())
+    assert record["messages"][0]["tool_calls"][0]["function"]["name"] == "list_files"
+    assert record["messages"][1] == {"role": "tool", "tool_call_id": "call_1", "content": result}
+
+
+def test_training_factory_keeps_get_reward_from_trl():
+    from engine.envs.training import environment_factory
+
+    cfg = config_from_dict({**BASE, "environment": {"path": "builtin:file_manager"}})
+    factory = environment_factory(cfg)
+    assert factory is not None
+    with factory:
+        # TRL adds get_reward as a second reward function when the class has it: the rubric's env_reward
+        # criterion scores it instead, so TRL optimises exactly the rubric's total.
+        assert not hasattr(factory.proxy_class, "get_reward")
+        assert factory.has_reward
+    assert environment_factory(config_from_dict(BASE)) is None
