@@ -57,15 +57,13 @@ def _fail(message: str) -> int:
 
 def tool_report(factory: EnvironmentFactory) -> list[dict[str, Any]]:
     """Each tool's signature, docstring's first line, and what would stop TRL from building its schema."""
-    try:
-        from transformers.utils import get_json_schema
-    except ImportError:  # pragma: no cover - transformers is a dependency of the engine
-        get_json_schema = None
+    from transformers.utils import get_json_schema  # TRL builds tool schemas with it
+
     probe = factory.proxy_class.__new__(factory.proxy_class)  # the class's functions, no worker
     out = []
     for name, info in factory.tools.items():
         problems = list(info.problems)
-        if get_json_schema is not None and not problems:
+        if not problems:
             try:
                 get_json_schema(getattr(probe, name))
             except Exception as exc:
@@ -145,7 +143,7 @@ def check(
             if policy is not None:
                 entry["note"] = "the scripted policy has no calls for this task"
         else:
-            runs = []
+            runs: list[dict[str, Any]] = []
             for _ in range(episodes):
                 episode = run_scripted(factory, env, row, plan["turns"], max_turns, plan.get("final"))
                 t = episode.trajectory
