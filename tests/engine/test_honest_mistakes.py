@@ -155,7 +155,7 @@ def test_a_column_with_mixed_types_trains_and_rewards_see_the_original_values(tm
         MIXED_REWARDS.format(log=str(log)),
         '[[criteria]]\nname = "record"\nkind = "python"\nsource = "rewards.py:record"\n',
     )
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"prompt": "6-11=", "answer": "-5", "meta": {"level": 1}},
         {"prompt": "3+4=", "answer": 7, "meta": "easy"},  # an int among strings, a string among dicts
         {"prompt": "1+17=", "answer": "18", "meta": {"level": 2, "tags": ["add"]}},
