@@ -11,12 +11,14 @@ import csv
 import json
 import sqlite3
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from engine import control
 from engine.contract.paths import DEMO_CONFIG, default_workspace
 from engine.contract.protocol import ErrorReported, Event, Finished, Progress
+from engine.contract.rollout_rows import csv_cell
 from engine.contract.schema import damaged_message, is_damage_error
 
 ENGINE_VERSION = "0.1.0"
@@ -173,19 +175,20 @@ def _cmd_export(args: argparse.Namespace) -> int:
     except StoreError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    rows: Any = workspace.metrics(args.run_id) if args.what == "metrics" else workspace.rollouts(args.run_id)
+    rows: Iterable[dict[str, Any]]
+    if args.what == "metrics":
+        rows, fields = workspace.metrics(args.run_id), ["step", "key", "value"]
+    else:  # see engine/contract/rollout_rows.py for what joins a rollout back to its dataset row
+        rows, fields = workspace.rollouts(args.run_id), workspace.rollout_fields(args.run_id)
     out = sys.stdout
     if args.format == "jsonl":
         for row in rows:
             out.write(json.dumps(row) + "\n")
     else:
-        writer: csv.DictWriter[str] | None = None
+        writer = csv.DictWriter(out, fieldnames=fields, restval="")
+        writer.writeheader()
         for row in rows:
-            flat = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in row.items()}
-            if writer is None:
-                writer = csv.DictWriter(out, fieldnames=list(flat))
-                writer.writeheader()
-            writer.writerow(flat)
+            writer.writerow({k: csv_cell(v) for k, v in row.items()})
     return 0
 
 
@@ -225,7 +228,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=_cmd_runs, protocol=False)
 
-    p = sub.add_parser("export", help="export a run's metrics or rollouts")
+    p = sub.add_parser(
+        "export",
+        help="export a run's metrics or rollouts",
+        description="Rollouts carry the run, step, group (workspace id and index in the run), the prompt's"
+        " row in the training file (prompt_index) and that row's other columns, so they join back to it.",
+    )
     p.add_argument("run_id", type=int)
     p.add_argument("--db", required=True)
     p.add_argument("--what", choices=("metrics", "rollouts"), required=True)

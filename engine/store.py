@@ -22,6 +22,14 @@ from typing import Any
 import sqlite_utils
 
 from engine.contract.datasets import register_dataset
+from engine.contract.rollout_rows import (
+    ROLLOUT_FIELDS,
+    column_name,
+    dataset_columns,
+    group_indexer,
+    run_columns,
+    with_columns,
+)
 from engine.contract.rubric_versions import store_version
 from engine.contract.run_status import ACTIVE_STATUSES, holder_alive
 from engine.contract.schema import (
@@ -461,12 +469,15 @@ class Workspace:
         return max(int(row[0]) if row else 0, int(highest)) + 1
 
     def rollouts(self, run_id: int) -> Iterator[dict[str, Any]]:
-        """Every rollout of a run in id order, with its prompt, scores and errors (for export)."""
+        """Every rollout of a run in id order, for export: the fields of
+        engine.contract.rollout_rows.ROLLOUT_FIELDS, then the group's dataset columns."""
         sql = (
-            "SELECT r.id, r.step, r.group_id AS [group], g.prompt, r.completion, r.reward, r.advantage,"
-            " r.completion_tokens, r.truncated FROM rollouts r JOIN groups g ON g.id = r.group_id"
+            "SELECT r.id, r.run_id, r.step, r.group_id AS [group], g.prompt_index, g.prompt, r.completion,"
+            " r.reward, r.advantage, r.completion_tokens, r.truncated, g.columns"
+            " FROM rollouts r JOIN groups g ON g.id = r.group_id"
             " WHERE r.run_id = ? AND r.id > ? ORDER BY r.id LIMIT 2000"
         )
+        group_index = group_indexer(self.conn, run_id)
         after = 0
         while True:
             page = list(self.db.query(sql, (run_id, after)))
@@ -483,11 +494,20 @@ class Workspace:
                 if error is not None:
                     errors[rid][name] = error
             for row in page:
-                row["truncated"] = bool(row["truncated"])
-                row["scores"] = scores[row["id"]]
-                row["errors"] = errors[row["id"]]
-                yield row
+                rid = row["id"]
+                out = {name: row.get(name) for name in ROLLOUT_FIELDS}
+                out.update(
+                    group_index=group_index(row["group"]),
+                    truncated=bool(row["truncated"]),
+                    scores=scores[rid],
+                    errors=errors[rid],
+                )
+                yield with_columns(out, dataset_columns(row["columns"]))
             after = ids[-1]
+
+    def rollout_fields(self, run_id: int) -> list[str]:
+        """Every key `rollouts(run_id)` may give, in order (a CSV header)."""
+        return [*ROLLOUT_FIELDS, *(column_name(c, ROLLOUT_FIELDS) for c in run_columns(self.conn, run_id))]
 
     def max_rollout_id(self, run_id: int) -> int:
         return int(

@@ -14,6 +14,11 @@ Where rows come from (``source``):
 
 A RolloutFilter narrows the rollouts first (for example the inspector's filters). Completions and
 prompts are written whole, exactly as recorded.
+
+With ``with_source`` every row also says where it came from, so it joins back to the run and to the
+training file (see engine/contract/rollout_rows.py): ``rollout_id`` (pairs: ``chosen_id`` and
+``rejected_id``), ``run_id``, ``step``, ``group``, ``group_index``, ``prompt_index`` and the prompt's
+dataset columns (``answer``, ...). TRL's trainers ignore columns they do not use.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from engine.contract.rollout_rows import dataset_columns, group_indexer, with_columns
 from studio.state.rollout_query import RolloutFilter, matching
 
 KINDS = ("sft", "pairs")
@@ -46,6 +52,8 @@ class ExportOptions:
     """Pairs from reward: the chosen reward must exceed the rejected one by more than this."""
     filter: RolloutFilter | None = None
     """Only rollouts matching this filter (None: every rollout of the run)."""
+    with_source: bool = False
+    """Add the ids and dataset columns that join each row back to its rollout and its training row."""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -110,14 +118,34 @@ def _by_reward(members: list[_Rollout]) -> list[_Rollout]:
 
 def export_rows(conn: sqlite3.Connection, run_id: int, options: ExportOptions) -> Iterator[dict[str, Any]]:
     """The JSONL objects an export writes, in the run's order."""
-    prompts: dict[int, str] = {}
+    cached: dict[int, tuple[str, dict[str, Any]]] = {}
+    group_index = group_indexer(conn, run_id) if options.with_source else None
+
+    def group(group_id: int) -> tuple[str, dict[str, Any]]:
+        """The group's prompt, and what joins its rows back (empty without with_source)."""
+        if group_id not in cached:
+            row = conn.execute(
+                "SELECT prompt, step, prompt_index, columns FROM groups WHERE id = ?", (group_id,)
+            ).fetchone()
+            cached.clear()  # groups come in order: one cached group is enough
+            source: dict[str, Any] = {}
+            if row is not None and group_index is not None:
+                source = {"run_id": run_id, "step": row[1], "group": group_id}
+                source |= {"group_index": group_index(group_id), "prompt_index": row[2]}
+                source["columns"] = dataset_columns(row[3])
+            cached[group_id] = (str(row[0]) if row else "", source)
+        return cached[group_id]
 
     def prompt(group_id: int) -> str:
-        if group_id not in prompts:
-            row = conn.execute("SELECT prompt FROM groups WHERE id = ?", (group_id,)).fetchone()
-            prompts.clear()  # groups come in order: one cached prompt is enough
-            prompts[group_id] = str(row[0]) if row else ""
-        return prompts[group_id]
+        return group(group_id)[0]
+
+    def sourced(group_id: int, row: dict[str, Any], **ids: int) -> dict[str, Any]:
+        source = group(group_id)[1]
+        if not source:
+            return row
+        row |= ids
+        row |= {k: v for k, v in source.items() if k != "columns"}
+        return with_columns(row, source["columns"])
 
     for group_id, members in _groups(conn, run_id, options):
         if options.kind == "sft":
@@ -129,23 +157,27 @@ def export_rows(conn: sqlite3.Connection, run_id: int, options: ExportOptions) -
                     ranked = [m for m in ranked if float(m.reward or 0.0) >= options.min_reward]
                 chosen = ranked[: options.per_group]
             for m in chosen:
-                yield {"prompt": prompt(group_id), "completion": m.completion}
+                yield sourced(
+                    group_id, {"prompt": prompt(group_id), "completion": m.completion}, rollout_id=m.id
+                )
         elif options.source == "labels":
             good = [m for m in members if m.label == 1]
             bad = [m for m in members if m.label == -1]
             for g in good:
                 for b in bad:
-                    yield {"prompt": prompt(group_id), "chosen": g.completion, "rejected": b.completion}
+                    pair = {"prompt": prompt(group_id), "chosen": g.completion, "rejected": b.completion}
+                    yield sourced(group_id, pair, chosen_id=g.id, rejected_id=b.id)
         else:
             ranked = _by_reward(members)
             if len(ranked) >= 2:
                 best, worst = ranked[0], ranked[-1]
                 if float(best.reward or 0.0) - float(worst.reward or 0.0) > options.min_margin:
-                    yield {
+                    pair = {
                         "prompt": prompt(group_id),
                         "chosen": best.completion,
                         "rejected": worst.completion,
                     }
+                    yield sourced(group_id, pair, chosen_id=best.id, rejected_id=worst.id)
 
 
 def export_jsonl(conn: sqlite3.Connection, run_id: int, path: str | Path, options: ExportOptions) -> int:

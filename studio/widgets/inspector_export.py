@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import (
     QButtonGroup,
     QCheckBox,
@@ -22,7 +21,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.contract import schema
-from studio.models.rollout_worker import no_collection_in_this_thread
+from studio.jobs import Jobs, Task
 from studio.state.rollout_export import ExportOptions, export_jsonl
 from studio.state.rollout_query import RolloutFilter
 
@@ -59,6 +58,10 @@ class ExportDialog(QDialog):
         self.only_filtered = QCheckBox(f"Only rollouts matching the current filters ({flt.describe()})")
         self.only_filtered.setVisible(not flt.is_default)
         self.only_filtered.setChecked(not flt.is_default)
+        self.with_source = QCheckBox(
+            "Add ids and dataset columns (run, step, group, prompt_index, answer, ...) to join rows back"
+        )
+        self.with_source.setChecked(True)
 
         threshold = QHBoxLayout()
         threshold.addWidget(self.min_reward_on)
@@ -83,6 +86,7 @@ class ExportDialog(QDialog):
         layout.addWidget(self.from_reward)
         layout.addLayout(form)
         layout.addWidget(self.only_filtered)
+        layout.addWidget(self.with_source)
         layout.addWidget(buttons)
 
     def options(self) -> ExportOptions:
@@ -93,14 +97,12 @@ class ExportDialog(QDialog):
             per_group=self.per_group.value(),
             min_margin=self.min_margin.value(),
             filter=self.flt if self.only_filtered.isChecked() else None,
+            with_source=self.with_source.isChecked(),
         )
 
 
 class ExportJob(QObject):
-    """Writes an export in a background thread (a large run takes seconds), then reports back.
-
-    The thread touches no Qt object: a GUI-thread timer notices when it has finished and emits.
-    """
+    """Writes an export in the background (a large run takes seconds), then reports back."""
 
     sig_done = Signal(str, int)
     """(path, rows written)"""
@@ -116,36 +118,25 @@ class ExportJob(QObject):
     ) -> None:
         super().__init__(parent)
         self.args = (workspace, run_id, str(path), options)
-        self.written: int | None = None
-        self.error = ""
-        self.worker = threading.Thread(target=self._run, name="rollout-export", daemon=True)
-        self._watch = QTimer(self)
-        self._watch.setInterval(50)
-        self._watch.timeout.connect(self._check)
+        self._jobs = Jobs("rollout-export", self, poll_ms=50)
+
+    @property
+    def running(self) -> bool:
+        return self._jobs.busy
 
     def start(self) -> None:
-        self.worker.start()
-        self._watch.start()
-
-    def _run(self) -> None:
         workspace, run_id, path, options = self.args
-        with no_collection_in_this_thread():
-            try:
-                conn = schema.connect(workspace, readonly=True)
-                try:
-                    self.written = export_jsonl(conn, run_id, path, options)
-                finally:
-                    conn.close()
-            except (
-                Exception
-            ) as exc:  # reported in the window: a full disk, a folder without write access, ...
-                self.error = f"The export to {path} failed: {exc}"
 
-    def _check(self) -> None:
-        if self.worker.is_alive():
-            return
-        self._watch.stop()
-        if self.written is not None:
-            self.sig_done.emit(self.args[2], self.written)
-        else:
-            self.sig_failed.emit(self.error or "The export stopped without a result.")
+        def export(task: Task) -> int:
+            conn = schema.connect(workspace, readonly=True)
+            try:
+                return export_jsonl(conn, run_id, path, options)
+            finally:
+                conn.close()
+
+        self._jobs.submit(
+            export,
+            on_done=lambda written: self.sig_done.emit(path, written),
+            # a full disk, a folder without write access, ...: reported in the window
+            on_failed=lambda exc: self.sig_failed.emit(f"The export to {path} failed: {exc}"),
+        )

@@ -24,6 +24,7 @@ from engine.contract.protocol import (
     RunStarted,
     StatusChanged,
 )
+from engine.contract.rollout_rows import ROLLOUT_FIELDS
 
 pytestmark = requires_demo
 
@@ -197,19 +198,9 @@ def test_export_metrics_and_rollouts(tmp_path: Path) -> None:
     ).stdout
     rows = [json.loads(line) for line in out.splitlines()]
     assert len(rows) == 16
-    assert set(rows[0]) == {
-        "id",
-        "step",
-        "group",
-        "prompt",
-        "completion",
-        "reward",
-        "advantage",
-        "scores",
-        "errors",
-        "completion_tokens",
-        "truncated",
-    }
+    assert list(rows[0]) == [*ROLLOUT_FIELDS, "answer", "reference"]  # then the demo's dataset columns
+    train = (DEMO_DIR / "data" / "train.jsonl").read_text().splitlines()
+    assert all(json.loads(train[r["prompt_index"]])["answer"] == r["answer"] for r in rows)
     assert set(rows[0]["scores"]) == {"correct", "format", "length"}
     csv_out = subprocess.run(
         engine_cmd("export", "1", "--db", str(db), "--what", "metrics", "--format", "csv"),

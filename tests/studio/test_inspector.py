@@ -299,7 +299,8 @@ def test_export_from_the_view(qtbot, state, view: InspectorView, ws_path, tmp_pa
     qtbot.keyClick(view.table, Qt.Key.Key_E, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(sft.is_file, timeout=WAIT_MS)
     rows = [json.loads(line) for line in sft.read_text().splitlines()]
-    assert len(rows) == 8 and set(rows[0]) == {"prompt", "completion"}  # the best of each of 8 groups
+    assert len(rows) == 8 and [r["group_index"] for r in rows] == list(range(8))  # the best of each group
+    assert list(rows[0])[:3] == ["prompt", "completion", "rollout_id"] and "answer" in rows[0]  # to join back
 
 
 def test_a_screenshot_of_the_inspector(qtbot, state: StudioState, tmp_path: Path) -> None:
