@@ -646,16 +646,18 @@ def criterion_problems(table: dict[str, Any], index: int = 0) -> list[str]:
     if kind is None:
         problems.append(unknown_kind_message(table["kind"]))
         return problems
-    problems += [unknown_field_message(kind, key) for key in table if kind.field(key) is None]
+    unknown = [unknown_field_message(kind, key) for key in table if kind.field(key) is None]
+    problems += unknown
     for field in kind.fields:
-        if field.required and field.name not in table:
+        if field.required and field.name not in table and not unknown:
             problems.append(f"a {kind.name} criterion needs '{field.name}'")
     for field in (*COMMON_FIELDS[2:], *kind.fields):
         if field.name in table:
             problem = value_problem(field, table[field.name])
             if problem:
                 problems.append(problem)
-    for rule in kind.rules:
+    # A field missing next to an unknown one is most likely that one misspelt: say only the spelling.
+    for rule in () if unknown else kind.rules:
         given = [f for f in rule.fields if f in table]
         broken = (
             (rule.kind == "exactly_one" and len(given) != 1)

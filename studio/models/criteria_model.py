@@ -14,9 +14,9 @@ from typing import Any
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QObject, QPersistentModelIndex, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 
+from engine.contract.rubric_format import KINDS, key_parameters, unknown_kind_message
 from studio.state import rubric_toml
 from studio.state.rubric_checks import Problem, Report
-from studio.state.rubric_kinds import KINDS, key_parameters
 from studio.state.rubric_session import RubricSession
 
 Index = QModelIndex | QPersistentModelIndex
@@ -27,19 +27,8 @@ WARNING_BG = QColor("#fffbea")
 LOGGED_FG = QColor("#718096")
 
 
-def _inline(value: Any) -> str:
-    """One value on one line (multi-line strings escaped)."""
-    if isinstance(value, str):
-        return rubric_toml.basic_string(value) if "\n" in value or "'" in value else rubric_toml.string(value)
-    if isinstance(value, dict):
-        return "{ " + ", ".join(f"{rubric_toml.key(k)} = {_inline(v)}" for k, v in value.items()) + " }"
-    if isinstance(value, list):
-        return "[" + ", ".join(_inline(v) for v in value) + "]"
-    return rubric_toml.value(value)
-
-
 def format_parameters(params: dict[str, Any]) -> str:
-    return ", ".join(f"{rubric_toml.key(k)} = {_inline(v)}" for k, v in params.items())
+    return ", ".join(f"{rubric_toml.key(k)} = {rubric_toml.inline(v)}" for k, v in params.items())
 
 
 def parse_parameters(text: str) -> dict[str, Any]:
@@ -160,7 +149,7 @@ class CriteriaModel(QAbstractTableModel):
                 self._rename(row, str(value).strip())
             elif col == KIND:
                 if str(value) not in KINDS:
-                    raise ValueError(f"unknown kind {value!r}")
+                    raise ValueError(unknown_kind_message(str(value)))
                 if str(value) == self.criteria[row].get("kind"):
                     return False
                 doc.set_kind(row, str(value))

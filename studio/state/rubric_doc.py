@@ -1,10 +1,10 @@
 """The rubric being edited: its TOML text, the parsed criteria, and the source files beside it.
 
 Plain Python (no Qt): the criteria table, the TOML pane and the code editor all edit one
-RubricDocument. The TOML text is the truth. Edits through the table rewrite it (rubric_toml.dumps,
-keeping the file's leading comment block); edits in the TOML pane are parsed back into the criteria
-when they are valid TOML. Until a structural edit, the text stays byte-for-byte what was loaded, so an
-unchanged rubric saves as the version it came from.
+RubricDocument. The TOML text is the truth. Edits through the table are written into it with tomlkit
+(rubric_toml.update): the user's comments and layout stay, and only the edited lines change. Edits in
+the TOML pane are parsed back into the criteria when they are valid TOML. An unchanged rubric saves
+byte for byte as the version it came from.
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.contract.rubric_format import KINDS, new_criterion
 from engine.contract.rubric_versions import content_sha256
 from studio.state import rubric_toml
-from studio.state.rubric_kinds import KINDS, template
 
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-TOP_LEVEL = ("name", "description", "total", "criteria")
-RESERVED_NAMES = ("total", "reward")
 RUBRIC_FILE = "rubric.toml"
 
 NEW_RUBRIC = """# A new rubric: each [[criteria]] is one reward; the total is the weighted sum.
@@ -55,16 +52,6 @@ class CodeTarget:
         return f"the inline code of '{self.criterion}' : {self.function}"
 
 
-def leading_comments(text: str) -> str:
-    lines: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("#") or (not line.strip() and lines):
-            lines.append(line)
-        else:
-            break
-    return "\n".join(lines).rstrip()
-
-
 def toml_error_line(message: str) -> int | None:
     match = re.search(r"line (\d+)", message)
     return int(match.group(1)) if match else None
@@ -76,6 +63,8 @@ class RubricDocument:
         self.data: dict[str, Any] = {"name": "", "criteria": []}
         self.parse_error: str | None = None
         self.sources: dict[str, str] = dict(sources or {})
+        self._written: list[dict[str, Any]] = []
+        """The criterion dicts self.text was parsed into or written from, in its [[criteria]] order."""
         self.set_text(text)
 
     # ---- text <-> data ---------------------------------------------------------------------------------
@@ -96,23 +85,16 @@ class RubricDocument:
             return False
         self.parse_error = None
         self.data = data
+        self._written = list(self.criteria)
         return True
 
     def regenerate(self) -> None:
-        """Rewrite the text from the data (after an edit through the table or the code editor)."""
-        ordered: dict[str, Any] = {}
-        for key in ("name", "description", "total"):
-            if key in self.data:
-                ordered[key] = self.data[key]
-        ordered.update({k: v for k, v in self.data.items() if k not in (*TOP_LEVEL,)})
-        ordered["criteria"] = [self._ordered(c) for c in self.criteria]
-        self.text = rubric_toml.dumps(ordered, header=leading_comments(self.text))
+        """Write the data into the text (after an edit through the table or the code editor), keeping
+        its comments and layout; text that does not parse is rewritten from the last valid data."""
+        base = self.text if self.parse_error is None else ""
+        self.text = rubric_toml.update(base, self.data, self._written)
+        self._written = list(self.criteria)
         self.parse_error = None
-
-    @staticmethod
-    def _ordered(criterion: dict[str, Any]) -> dict[str, Any]:
-        head: dict[str, Any] = {k: criterion[k] for k in ("name", "kind") if k in criterion}
-        return {**head, **{k: v for k, v in criterion.items() if k not in head}}
 
     # ---- the rubric ------------------------------------------------------------------------------------
     @property
@@ -146,7 +128,7 @@ class RubricDocument:
         return f"{base}_{n}"
 
     def add_criterion(self, kind: str, name: str | None = None) -> int:
-        self.criteria.append(template(kind, self.unique_name(name or kind)))
+        self.criteria.append(new_criterion(kind, self.unique_name(name or kind)))
         self.regenerate()
         return len(self.criteria) - 1
 
@@ -175,11 +157,12 @@ class RubricDocument:
     def set_kind(self, index: int, kind: str) -> None:
         """Change a criterion's kind: its name and weight stay, the fields become the new kind's template."""
         old = self.criteria[index]
-        new = template(kind, str(old.get("name", kind)))
+        new = new_criterion(kind, str(old.get("name", kind)))
         for key in ("weight", "description"):
             if key in old:
                 new[key] = old[key]
-        self.criteria[index] = new
+        old.clear()  # the same dict: its table in the text (and the comments there) stays
+        old.update(new)
         self.regenerate()
 
     def replace_parameters(self, index: int, params: dict[str, Any]) -> None:
@@ -188,7 +171,9 @@ class RubricDocument:
         kept: dict[str, Any] = {
             k: old[k] for k in ("name", "kind", "description", "weight", "code") if k in old
         }
-        self.criteria[index] = {**kept, **{k: v for k, v in params.items() if k not in kept}}
+        new = {**kept, **{k: v for k, v in params.items() if k not in kept}}
+        old.clear()  # the same dict: its table in the text (and the comments there) stays
+        old.update(new)
         self.regenerate()
 
     # ---- code --------------------------------------------------------------------------------------------

@@ -29,11 +29,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from engine.contract.rubric_format import KINDS, Field
 from studio.models.criteria_model import KIND, NAME, PARAMS, WEIGHT, CriteriaModel
-from studio.state.rubric_kinds import KINDS
+from studio.state import rubric_toml
 from studio.state.rubric_session import RubricSession
 
 Index = QModelIndex | QPersistentModelIndex
+
+
+def field_tip(field: Field) -> str:
+    """A field's help with what the rubric format says about its values."""
+    facts = ["required"] if field.required else []
+    if field.choices:
+        facts.append(f"one of {', '.join(field.choices)}")
+    if field.default not in (None, [], {}):
+        facts.append(f"default {rubric_toml.inline(field.default)}")
+    return f"{field.help} ({'; '.join(facts)})" if facts else field.help
 
 
 class KindDelegate(QStyledItemDelegate):
@@ -192,7 +203,7 @@ class CriteriaPanel(QWidget):
             names = []
             for f in kind.fields:
                 label = f"<b>{f.name}</b>" if f.required else f.name
-                names.append(f"<span title='{html.escape(f.help, quote=True)}'>{label}</span>")
+                names.append(f"<span title='{html.escape(field_tip(f), quote=True)}'>{label}</span>")
             parts.append(f"<b>{kind.title}</b>: {html.escape(kind.help)}<br>fields: {', '.join(names)}")
         self.fields.setText("<br>".join(parts))
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from engine.contract.paths import DEMO_DIR
+from engine.contract.rubric_format import KINDS, key_parameters, new_criterion
 from engine.rewards.errors import RubricError
 from engine.rewards.rubric import load_rubric
 from studio.models.criteria_model import KIND, NAME, PARAMS, WEIGHT, CriteriaModel, parse_parameters
 from studio.state import rubric_checks, rubric_toml
 from studio.state.rubric_doc import RubricDocument, read_rubric_file
-from studio.state.rubric_kinds import KINDS, key_parameters, template
 from studio.state.rubric_session import RubricSession
 from studio.state.studio_state import StudioState
 
@@ -80,9 +80,10 @@ def test_toml_writer_round_trips_numbers_lists_and_nested_tables() -> None:
             {"name": "e", "kind": "json_schema", "schema": {"type": "object", "properties": {}}},
         ],
     }
-    text = rubric_toml.dumps(data, header="# a header\n# two lines")
-    assert text.startswith("# a header\n# two lines\n")
+    text = rubric_toml.dumps(data)
     assert tomllib.loads(text) == data
+    assert "[criteria.grader]" in text and "range = [0, 10]" in text  # tables as sections, arrays inline
+    assert rubric_toml.update("# a header\n# two lines\n" + text, data, []).startswith("# a header\n")
 
 
 def test_every_kind_template_and_every_field_example_loads_in_the_engine(tmp_path: Path, monkeypatch) -> None:
@@ -90,14 +91,14 @@ def test_every_kind_template_and_every_field_example_loads_in_the_engine(tmp_pat
     rewards = (DEMO_DIR / "rewards.py").read_text()
     count = 0
     for kind_name, kind in KINDS.items():
-        variants: list[dict[str, Any]] = [template(kind_name, "c")]
+        variants: list[dict[str, Any]] = [new_criterion(kind_name, "c")]
         for f in kind.fields:
             if f.example is None:
                 continue
-            c = template(kind_name, "c")
-            for group in (*kind.one_of, *kind.at_most_one):
-                if f.name in group:
-                    for other in group:
+            c = new_criterion(kind_name, "c")
+            for rule in kind.rules:
+                if rule.kind in ("exactly_one", "at_most_one") and f.name in rule.fields:
+                    for other in rule.fields:
                         c.pop(other, None)
             if f.name == "source":
                 c.pop("function", None)
@@ -175,8 +176,9 @@ def test_an_unchanged_document_keeps_its_text_byte_for_byte() -> None:
     doc = read_rubric_file(DEMO_DIR / "rubric.toml")
     assert doc.text == text and set(doc.sources) == {"rewards.py"}
     doc.set_field(1, "weight", 0.5)
-    assert doc.text.startswith("# The demo rubric")  # the header comment survives a rewrite
     assert tomllib.loads(doc.text)["criteria"][1]["weight"] == 0.5
+    changed = [(a, b) for a, b in zip(text.splitlines(), doc.text.splitlines(), strict=True) if a != b]
+    assert len(changed) == 1 and changed[0][1].startswith("weight = 0.5"), changed
 
 
 def test_criteria_table_edits_round_trip_to_toml_the_engine_loads(
