@@ -130,23 +130,31 @@ def check_criteria(cfg: RunConfig, rubric: Any, train_rows: list[dict[str, Any]]
     rows, candidates = preflight_batches(train_rows)
     rows = [{k: v for k, v in row.items() if k != ROW_INDEX} for row in rows]  # as training passes columns
     tokenizer = _tokenizer_if_needed(cfg, rubric)
+
+    def errors_of(chunk: list[dict[str, Any]], completions: list[Any]) -> dict[str, list[str | None]]:
+        batch = batch_from_rows(chunk, completions)
+        if tokenizer is not None:
+            texts = [completion_text(c) for c in batch.completions]
+            batch.completion_ids = [
+                list(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]
+            ]
+        return dict(rubric.score(batch).errors)
+
     failing: dict[str, str] | None = None
     for _what, completions in candidates:
-        # One row at a time: a batch function that raises fails its whole batch, and a criterion is
-        # refused only when it fails on every row by itself.
-        first_error: dict[str, str] = {}
-        scored_rows: set[str] = set()
-        for row, completion in zip(rows, completions, strict=True):
-            batch = batch_from_rows([row], [completion])
-            if tokenizer is not None:
-                text = completion_text(batch.completions[0])
-                batch.completion_ids = [list(tokenizer(text, add_special_tokens=False)["input_ids"])]
-            for name, errors in rubric.score(batch).errors.items():
-                if errors[0] is None:
-                    scored_rows.add(name)
-                else:
-                    first_error.setdefault(name, errors[0])
-        always = {name: message for name, message in first_error.items() if name not in scored_rows}
+        errors = errors_of(rows, completions)  # one batch, as training scores (judges run concurrently)
+        if any(all(e is not None for e in errs) for errs in errors.values()):
+            # A batch function that raises fails its whole batch: a criterion is refused only when it
+            # fails on every row by itself, so the suspects are tried one row at a time.
+            single = [
+                errors_of([row], [completion]) for row, completion in zip(rows, completions, strict=True)
+            ]
+            errors = {name: [one[name][0] for one in single] for name in errors}
+        always = {
+            name: next(e for e in errs if e is not None)
+            for name, errs in errors.items()
+            if errs and all(e is not None for e in errs)
+        }
         failing = always if failing is None else {k: v for k, v in failing.items() if k in always}
         if not failing:
             return

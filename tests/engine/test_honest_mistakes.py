@@ -390,3 +390,19 @@ def test_preflight_uses_stand_in_completions_without_references(tmp_path: Path) 
     assert chosen == rows
     assert [what for what, _ in candidates] == ["their 'answer' as the completion", "an empty completion"]
     assert candidates[0][1] == ["-5", "18", "18", "7"]
+
+
+def test_preflight_gives_token_ids_to_a_criterion_that_reads_them(tmp_path: Path) -> None:
+    """Training hands TRL's completion_ids; the preflight tokenises its stand-ins with the model's tokenizer
+    (without them, a criterion reading completion_ids would fail every row and stop a sound run)."""
+    rubric_path = rubric_with(
+        tmp_path,
+        "def short(completions, completion_ids, **kwargs):\n    return [float(len(i) < 50) for i in completion_ids]\n",
+        '[[criteria]]\nname = "short"\nkind = "python"\nsource = "rewards.py:short"\n',
+    )
+    train = write_jsonl(tmp_path / "train.jsonl", TRAIN)
+    cfg = load_run_config(write_run(tmp_path, train, rubric_path))
+    rows, _ = load_rows(cfg)
+    with load_rubric(rubric_path) as rubric:
+        assert rubric.needs_completion_ids and rubric.tokenizer is None
+        preflight.check_criteria(cfg, rubric, rows)
