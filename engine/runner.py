@@ -27,6 +27,7 @@ from engine.contract.config import ConfigError, RunConfig, config_from_dict, loa
 from engine.contract.run_status import own_token
 from engine.contract.schema import damaged_message, is_damage_error
 from engine.data import DataError
+from engine.logs import route_library_noise
 from engine.store import DamagedWorkspaceError, FollowerWorkspace, StoreError, Workspace, is_disk_full
 
 EXIT_OK, EXIT_BUG, EXIT_INPUT = 0, 1, 2
@@ -217,6 +218,7 @@ def execute(
             resumed_from_step=from_step if resume_from else None,
         )
         workspace.log_event(run_id, "run_started", {"resumed_from_step": from_step, "config": cfg.to_dict()})
+        route_library_noise(workspace.path, run_id)  # warnings and library logs: a debug file, not stderr
         print(f"[run {run_id}] config:\n{cfg.to_toml(absolute_paths=True)}", file=sys.stderr, flush=True)
 
         if inputs is None:

@@ -106,6 +106,12 @@ def test_the_installed_wheel_trains_the_demo(installed: Path, tmp_path: Path) ->
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     assert summary["status"] == "finished", proc.stderr
     assert summary["eval_before"] and summary["eval_after"], summary
+    # The human log says once where library noise went, and carries none of it.
+    debug_log = tmp_path / "ws_files" / "runs" / str(summary["run_id"]) / "engine-debug.log"
+    assert proc.stderr.count("library warnings and logs:") == 1 and str(debug_log) in proc.stderr
+    assert debug_log.is_file()
+    for noise in ("Warning:", "warnings.warn", "Loading weights"):
+        assert noise not in proc.stderr, proc.stderr
     printed = _run(
         [sys.executable, str(script), "demo", "--print-config"], cwd=workdir, env=_env(installed)
     ).stdout
