@@ -5,6 +5,7 @@ or train without error on a reward that is always null.
   sampler yields no batch and the run "stops" at step 0 with exit 0.
 - No prompt is longer than `[data] max_prompt_chars` characters (counted before anything is tokenised:
   a 50 MB line once made the tokenizer grow to 13 GB). The message names the file and line.
+- Conversational prompts (message lists) have a chat template to be rendered with.
 - Every criterion scores at least one row of a small batch of the training set without an error. The
   batch is the rows' `reference` completions when the dataset has them, else stand-ins built from the
   row (its answer column, the empty string): a criterion that errors on every row of every one of them
@@ -40,6 +41,7 @@ def check(
     """Every preflight check, cheapest first."""
     check_training_set_size(cfg, train_rows)
     check_prompt_lengths(cfg, train_rows, eval_rows)
+    check_chat_template(cfg, train_rows, eval_rows)
     check_criteria(cfg, rubric, train_rows)
 
 
@@ -95,6 +97,40 @@ def check_prompt_lengths(
                 "A prompt this long cannot fit the model's context; shorten or remove that row, or raise "
                 "[data] max_prompt_chars if the model really takes prompts this long."
             )
+
+
+# ---- conversational prompts need a chat template -------------------------------------------------------
+
+
+def check_chat_template(
+    cfg: RunConfig, train_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]
+) -> None:
+    """A message-list prompt becomes tokens through the tokenizer's chat template; without one, TRL fails
+    at the first step with a traceback."""
+    first = next(
+        (
+            (key, index, row)
+            for key, rows in (("train", train_rows), ("eval", eval_rows))
+            for index, row in enumerate(rows)
+            if isinstance(row.get("prompt"), list)
+        ),
+        None,
+    )
+    if first is None:
+        return
+    from engine.modeling import load_tokenizer
+
+    if getattr(load_tokenizer(cfg), "chat_template", None):
+        return
+    key, index, row = first
+    path = cfg.resolve(getattr(cfg.data, key))
+    line = line_of_row(path, int(row.get(ROW_INDEX, index)))
+    where = f"{path}:{line}" if line is not None else f"{path} (row {index + 1})"
+    raise DataError(
+        f"{where}: the prompt is a list of chat messages, but the tokenizer of the model at "
+        f"{cfg.resolved_model()} has no chat template to turn messages into text. Use a chat model (an "
+        "-Instruct one), add a chat_template to its tokenizer_config.json, or write the prompts as strings."
+    )
 
 
 # ---- every criterion scores something ------------------------------------------------------------------

@@ -224,6 +224,14 @@ def test_a_line_longer_than_the_reader_takes_is_refused_without_reading_it_whole
     assert len(list(json_lines(path, max_line_bytes=6000))) == 2
 
 
+def test_conversational_prompts_without_a_chat_template_are_refused(tmp_path: Path) -> None:
+    rows = [{**row, "prompt": [{"role": "user", "content": row["prompt"]}]} for row in TRAIN]
+    train = write_jsonl(tmp_path / "train.jsonl", rows)
+    message = failed_with(write_run(tmp_path, train), tmp_path / "ws.sqlite")  # the demo has no template
+    assert f"{train}:1: the prompt is a list of chat messages" in message
+    assert "no chat template" in message and "chat_template" in message
+
+
 # ---- 4. config values that could never train ----------------------------------------------------------
 
 
