@@ -1,15 +1,15 @@
 """A run's rollouts as a Qt table, loaded a page at a time off the GUI thread and followed live.
 
-Every query runs in one of two background threads, each with its own read-only connection: pages
-(``fetchMore``, live appends) and counts. The GUI thread only appends rows that arrived. A filter
-change starts a new *generation*; results of older ones are dropped, and a query of an older one that
-is still running is interrupted (sqlite3_interrupt). Pages follow the keyset cursor of
+Every query runs in one of two lanes of background jobs (studio.jobs), each with its own read-only
+connection: pages (``fetchMore``, live appends) and counts. The GUI thread only appends rows that
+arrived. A filter change cancels every job of the old filter: their results are dropped, and a query
+still running is interrupted (sqlite3_interrupt). Pages follow the keyset cursor of
 ``studio.state.rollout_query``, so a page costs the same at row 0 and at row 900,000, and rows a live
 run writes later are the next page of the same query.
 
-Why Python threads and a queue: the workers touch no Qt object at all. They put results on a
-thread-safe queue that the model drains from a GUI-thread timer while it waits for something. (A
-signal emitted from a worker while the model is being deleted on the GUI thread races inside the
+Why studio.jobs and not QThreads or signals from workers: the workers touch no Qt object at all. They
+put results on a thread-safe queue that a GUI-thread timer drains while the model waits for something.
+(A signal emitted from a worker while the model is being deleted on the GUI thread races inside the
 bindings, and a QThread destroyed while it runs aborts the process.)
 
 Why a QStandardItemModel: painting a table asks the model for ~9 things per visible cell (data for 7
@@ -23,10 +23,8 @@ collector to walk, which made its pauses longer than a frame after a few thousan
 
 from __future__ import annotations
 
-import queue
 import sqlite3
 import time
-import weakref
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -35,7 +33,7 @@ from PySide6.QtCore import QModelIndex, QObject, QPersistentModelIndex, Qt, QTim
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 
 from engine.contract import schema
-from studio.models.rollout_worker import Job, QueryWorker, stop_workers
+from studio.jobs import Jobs, ReadConnection, Task, query
 from studio.state import rollout_query as rq
 from studio.state.rollout_query import RolloutFilter, RolloutRow
 
@@ -108,7 +106,6 @@ class RolloutsModel(QStandardItemModel):
         self.scanned = 0.0
         self._rows: list[RolloutRow] = []
         self._where: dict[int, int] = {}
-        self._gen = 0
         self._cursor: int | None = None
         self._done = True
         self._busy = False
@@ -117,23 +114,16 @@ class RolloutsModel(QStandardItemModel):
         self._apply_timer = QTimer(self)
         self._apply_timer.setInterval(0)
         self._apply_timer.timeout.connect(self._apply)
-        self._results: queue.SimpleQueue[tuple[str, int, Any]] = queue.SimpleQueue()
         self._counting = False
         self._count_after_page = False
-        self._poll = QTimer(self)
-        self._poll.setInterval(POLL_MS)
-        self._poll.timeout.connect(self._take_results)
-        deliver = self._results.put_nowait  # a bound method of the queue: no reference to the model
-        self._pages = QueryWorker("rollout-pages", lambda *r: deliver(r))
-        self._counts = QueryWorker("rollout-counts", lambda *r: deliver(r))
-        self._pages.start()
-        self._counts.start()
+        # Each lane's connection lives on its worker thread and closes when the lane ends (with this model).
+        self._page_conn, self._count_conn = ReadConnection(), ReadConnection()
+        self._pages = Jobs("rollout-pages", self, POLL_MS, on_exit=self._page_conn.close)
+        self._counts = Jobs("rollout-counts", self, POLL_MS, on_exit=self._count_conn.close)
         self._recount = QTimer(self)
         self._recount.setSingleShot(True)
         self._recount.setInterval(RECOUNT_MS)
         self._recount.timeout.connect(self._count)
-        # The workers stop when this model's Python object goes (the finalizer holds them, not the model).
-        weakref.finalize(self, stop_workers, self._pages, self._counts)
 
     # ---- what is shown ---------------------------------------------------------------------------
     def set_source(self, path: str | None, run_id: int | None) -> None:
@@ -167,10 +157,9 @@ class RolloutsModel(QStandardItemModel):
             self.reload()
 
     def reload(self) -> None:
-        """Forget the rows and read from the start (a new generation: older results are dropped)."""
-        self._gen += 1
-        self._pages.cancel_before(self._gen)  # what still runs for the old filter stops now
-        self._counts.cancel_before(self._gen)
+        """Forget the rows and read from the start (what was asked before is cancelled, its results dropped)."""
+        self._pages.cancel_all()  # what still runs for the old filter stops now
+        self._counts.cancel_all()
         self._arrived.clear()
         self._apply_timer.stop()
         self._counting = self._count_after_page = False
@@ -187,9 +176,8 @@ class RolloutsModel(QStandardItemModel):
 
     def close(self) -> None:
         """Stop the workers and close the connection (the model is unusable afterwards)."""
-        self._pages.stop()
-        self._counts.stop()
-        self._poll.stop()
+        self._pages.close()
+        self._counts.close()
         if self.conn is not None:
             self.conn.close()
             self.conn = None
@@ -211,35 +199,31 @@ class RolloutsModel(QStandardItemModel):
         if parent.isValid() or self._done or self._busy or self.path is None or self.run_id is None:
             return
         self._busy = True
-        gen, run_id, flt, after, limit, deliver = (
-            self._gen,
-            self.run_id,
-            self.filter,
-            self._cursor,
-            self.page_rows,
-            self._pages.deliver,
-        )
-        criteria, cell_maker = list(self.criteria), self.cells
+        # Plain values only: the job must not hold the model (see studio.jobs).
+        path, run_id, flt, after, limit = self.path, self.run_id, self.filter, self._cursor, self.page_rows
+        criteria, cell_maker, connection = list(self.criteria), self.cells, self._page_conn
 
-        def work(conn: sqlite3.Connection) -> None:
+        def work(task: Task) -> None:
             received = [0]
 
             def on_window(rows: list[RolloutRow], cursor: int, scanned: float) -> None:
+                task.check()
                 criteria.extend(dict.fromkeys(n for r in rows for n in r.scores if n not in criteria))
                 received[0] += len(rows)
                 # The rows that fill the page say so themselves: a view that checks for more as soon as they
                 # are inserted must not find the model still busy.
                 full = received[0] >= limit
                 cells = _cells_yielding(cell_maker, rows, criteria)
-                deliver("window", gen, _Window(rows, cells, list(criteria), cursor, scanned, full, False))
+                task.report(_Window(rows, cells, list(criteria), cursor, scanned, full, False))
 
-            page = rq.read_page(conn, run_id, flt, after, limit, on_window)
+            page = query(
+                task, connection, path, lambda conn: rq.read_page(conn, run_id, flt, after, limit, on_window)
+            )
             if received[0] < limit:
                 scanned = 1.0 if page.done else -1.0
-                deliver("window", gen, _Window([], [], criteria, page.cursor, scanned, True, page.done))
+                task.report(_Window([], [], criteria, page.cursor, scanned, True, page.done))
 
-        self._pages.submit(Job(gen, self.path, work))
-        self._poll.start()
+        self._pages.submit(work, on_partial=self._on_window, on_failed=self._on_failed)
         self.sig_state_changed.emit()
 
     def poll_tail(self) -> None:
@@ -258,10 +242,9 @@ class RolloutsModel(QStandardItemModel):
             if not self._recount.isActive():
                 self._recount.start()
 
-    def _on_window(self, gen: int, w: _Window) -> None:
-        if gen == self._gen:
-            self._arrived.append(w)
-            self._apply()
+    def _on_window(self, w: _Window) -> None:
+        self._arrived.append(w)
+        self._apply()
 
     def _apply(self) -> None:
         """Store up to APPLY_ROWS arrived rows into the table; the rest on the next turn of the event loop."""
@@ -330,45 +313,29 @@ class RolloutsModel(QStandardItemModel):
     def _count(self) -> None:
         if self.path is None or self.run_id is None:
             return
-        gen, run_id, flt, deliver = self._gen, self.run_id, self.filter, self._counts.deliver
+        path, run_id, flt, connection = self.path, self.run_id, self.filter, self._count_conn
 
-        def work(conn: sqlite3.Connection) -> None:
+        def count(conn: sqlite3.Connection) -> tuple[int, int]:
             total = rq.run_total(conn, run_id)
-            matching = total if flt.is_default else rq.count_matching(conn, run_id, flt)
-            deliver("counted", gen, (total, matching))
+            return total, total if flt.is_default else rq.count_matching(conn, run_id, flt)
 
         self._counting = True
-        self._counts.submit(Job(gen, self.path, work))
-        self._poll.start()
+        self._counts.submit(
+            lambda task: query(task, connection, path, count),
+            on_done=self._on_counted,
+            on_failed=self._on_failed,
+        )
 
-    def _take_results(self) -> None:
-        """What the workers delivered since the last look; the timer stops once nothing is awaited."""
-        while True:
-            try:
-                kind, gen, payload = self._results.get_nowait()
-            except queue.Empty:
-                break
-            if kind == "window":
-                self._on_window(gen, payload)
-            elif kind == "counted":
-                self._on_counted(gen, payload)
-            else:
-                self._on_failed(gen, payload)
-        if not self._busy and not self._counting:
-            self._poll.stop()
+    def _on_counted(self, counts: tuple[int, int]) -> None:
+        self._counting = False
+        self.total, self.matching = counts
+        self.sig_state_changed.emit()
 
-    def _on_counted(self, gen: int, counts: tuple[int, int]) -> None:
-        if gen == self._gen:
-            self._counting = False
-            self.total, self.matching = counts
-            self.sig_state_changed.emit()
-
-    def _on_failed(self, gen: int, message: str) -> None:
-        if gen == self._gen:
-            self._busy = self._counting = False
-            self._done = True
-            self.sig_failed.emit(message)
-            self.sig_state_changed.emit()
+    def _on_failed(self, exc: BaseException) -> None:
+        self._busy = self._counting = False
+        self._done = True
+        self.sig_failed.emit(f"Could not read the rollouts: {exc}")
+        self.sig_state_changed.emit()
 
     # ---- access ----------------------------------------------------------------------------------
     def rollout(self, row: int) -> RolloutRow | None:

@@ -2,14 +2,14 @@
 
 Opening a run never waits for its whole history: a run with a million metric rows first gets an
 overview (every k-th step of each key, a few thousand points, read in one indexed pass), then a
-background thread reads the full history and swaps it in. Rows that arrive while it reads are appended
+background job (studio.jobs) reads the full history and swaps it in. Rows that arrive while it reads are appended
 live and survive the swap (Series.rebase). Live rows come from the workspace watcher, ``WHERE id > ?``.
 """
 
 from __future__ import annotations
 
 import math
-import threading
+import sqlite3
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from engine.contract import schema
+from studio.jobs import Jobs, ReadConnection, Task, query
 from studio.state.series import Series
 from studio.state.workspace import WorkspaceDB
 
@@ -65,7 +66,6 @@ class MetricsCache(QObject):
     """New keys appeared live in a run."""
     sig_run_complete = Signal(int)
     """A run's full-resolution history replaced its overview."""
-    _sig_full_ready = Signal(int, int, object)
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -73,12 +73,15 @@ class MetricsCache(QObject):
         self.runs: dict[int, RunMetrics] = {}
         self.key_filter: Callable[[str], bool] = lambda key: True
         self._tokens = 0
-        self._sig_full_ready.connect(self._on_full_ready)
+        self._conn = ReadConnection()
+        self._loads = Jobs("metrics-history", self, poll_ms=20, on_exit=self._conn.close)
+        """Full histories, one run after another (each is one indexed pass per key)."""
 
     def set_workspace(self, db: WorkspaceDB | None) -> None:
         self.db = db
         self.runs.clear()
-        self._tokens += 1  # results of loads still running for the old workspace are dropped
+        self._tokens += 1
+        self._loads.cancel_all()  # loads still running for the old workspace stop; their results are dropped
 
     # ---- loading ---------------------------------------------------------------------------------
     def get(self, run_id: int) -> RunMetrics | None:
@@ -154,15 +157,23 @@ class MetricsCache(QObject):
     def _start_full_load(self, rm: RunMetrics, keys: list[str]) -> None:
         assert self.db is not None
         path, run_id, token, through = self.db.path, rm.run_id, rm.token, rm.through_id
+        connection = self._conn  # not self: a job holds no reference to its owner
 
-        def work() -> None:
-            try:
-                result = self._read_full(path, run_id, keys, through)
-            except Exception:  # the workspace went away; the overview stays
-                return
-            self._sig_full_ready.emit(run_id, token, result)  # queued to the GUI thread
+        def read(task: Task) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+            def keys_of(conn: sqlite3.Connection) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+                full = {}
+                for key in keys:
+                    task.check()  # a cancelled load leaves the lane to the next one at once
+                    full[key] = read_key(conn, run_id, key, through)
+                return full
 
-        threading.Thread(target=work, name=f"metrics-run-{run_id}", daemon=True).start()
+            return query(task, connection, path, keys_of)
+
+        self._loads.submit(
+            read,
+            on_done=lambda result: self._on_full_ready(run_id, token, result),
+            on_failed=lambda _exc: None,  # the workspace went away: the overview stays
+        )
 
     def _on_full_ready(self, run_id: int, token: int, result: object) -> None:
         rm = self.runs.get(run_id)
