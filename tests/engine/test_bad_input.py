@@ -92,4 +92,4 @@ def test_workspace_that_is_not_sqlite(tmp_path: Path) -> None:
     code, events, stderr = run_engine(write_config(tmp_path), db)
     assert code == 2 and "Traceback" not in stderr
     assert [e.type for e in events] == ["hello", "error"]
-    assert "not an RL Studio workspace" in events[-1].get("message")
+    assert isinstance(events[-1], ErrorReported) and "not an RL Studio workspace" in events[-1].message

@@ -18,6 +18,14 @@ from conftest import engine_cmd, engine_env, requires_demo, write_config
 from engine_proc import EngineProcess
 
 from engine import control
+from engine.contract.protocol import (
+    CheckpointSaved,
+    Finished,
+    Progress,
+    RolloutsWritten,
+    RunStarted,
+    StatusChanged,
+)
 from engine.lifecycle import Decision, Lifecycle
 
 
@@ -135,29 +143,29 @@ def test_ppo_pause_checkpoint_resume_stop(tmp_path: Path) -> None:
     db = tmp_path / "ws.sqlite"
     cfg = write_ppo_config(tmp_path, max_steps=200, checkpoint_every=100)
     engine = EngineProcess("run", str(cfg), "--db", str(db), "--name", "steered")
-    run_id = engine.wait_for(lambda e: e.type == "run_started").run_id
-    engine.wait_for(lambda e: e.type == "progress" and e.get("step", 0) >= 2 and e.get("phase") == "train")
+    run_id = engine.wait_for(lambda e: isinstance(e, RunStarted)).run_id
+    engine.wait_for(lambda e: isinstance(e, Progress) and e.step >= 2 and e.phase == "train")
 
     engine.send("pause")
     engine.send("pause")  # idempotent
-    engine.wait_for(lambda e: e.type == "status" and e.get("status") == "paused")
+    engine.wait_for(lambda e: isinstance(e, StatusChanged) and e.status == "paused")
     assert query(db, "SELECT status FROM runs WHERE id = ?", run_id) == [("paused",)]
     paused_at = query(db, "SELECT MAX(step) FROM metrics WHERE run_id = ?", run_id)[0][0]
     engine.send("checkpoint")  # honoured while paused
-    saved = engine.wait_for(lambda e: e.type == "checkpoint_saved")
-    assert saved.get("step") == paused_at
+    saved = engine.wait_for(lambda e: isinstance(e, CheckpointSaved))
+    assert saved.step == paused_at
     assert query(db, "SELECT MAX(step) FROM metrics WHERE run_id = ?", run_id)[0][0] == paused_at
 
     engine.send("resume")
-    engine.wait_for(lambda e: e.type == "status" and e.get("status") == "running")
-    engine.wait_for(lambda e: e.type == "progress" and e.get("step", 0) >= paused_at + 2)
+    engine.wait_for(lambda e: isinstance(e, StatusChanged) and e.status == "running")
+    engine.wait_for(lambda e: isinstance(e, Progress) and e.step >= paused_at + 2)
     engine.send("stop")
     engine.send("stop")
-    done = engine.wait_for(lambda e: e.type == "finished")
-    assert done.get("status") == "stopped"
+    done = engine.wait_for(lambda e: isinstance(e, Finished))
+    assert done.status == "stopped"
     assert engine.finish() == 0, engine.stderr[-3000:]
 
-    step = done.get("step")
+    step = done.step
     assert query(db, "SELECT status, step, algorithm FROM runs WHERE id = ?", run_id) == [
         ("stopped", step, "ppo")
     ]
@@ -212,16 +220,16 @@ def test_ppo_kill_then_resume_records_every_step_once_and_repeats_the_same_steps
     assert straight.returncode == 0, straight.stderr[-3000:]
 
     engine = EngineProcess("run", str(cfg), "--db", str(db))
-    run_id = engine.wait_for(lambda e: e.type == "run_started").run_id
-    engine.wait_for(lambda e: e.type == "checkpoint_saved" and e.get("step") == 2)
-    engine.wait_for(lambda e: e.type == "rollouts_written" and e.get("step") == 3)
+    run_id = engine.wait_for(lambda e: isinstance(e, RunStarted)).run_id
+    engine.wait_for(lambda e: isinstance(e, CheckpointSaved) and e.step == 2)
+    engine.wait_for(lambda e: isinstance(e, RolloutsWritten) and e.step == 3)
     engine.proc.kill()  # kill -9: no chance to clean up
     engine.finish()
     assert query(db, "SELECT status FROM runs WHERE id = ?", run_id) == [("running",)]
 
     resumed = EngineProcess("resume", str(run_id), "--db", str(db))
-    assert resumed.wait_for(lambda e: e.type == "run_started").get("resumed_from_step") == 2
-    assert resumed.wait_for(lambda e: e.type == "finished").get("status") == "finished"
+    assert resumed.wait_for(lambda e: isinstance(e, RunStarted)).resumed_from_step == 2
+    assert resumed.wait_for(lambda e: isinstance(e, Finished)).status == "finished"
     assert resumed.finish() == 0, resumed.stderr[-3000:]
     assert query(db, "SELECT status, step FROM runs WHERE id = ?", run_id) == [("finished", 6)]
     assert_each_step_recorded_once(db, run_id, 6, per_step=8)
@@ -243,13 +251,13 @@ def test_ppo_sigterm_is_a_graceful_stop_with_checkpoint(tmp_path: Path) -> None:
     db = tmp_path / "ws.sqlite"
     cfg = write_ppo_config(tmp_path, max_steps=200, checkpoint_every=0)
     engine = EngineProcess("run", str(cfg), "--db", str(db))
-    run_id = engine.wait_for(lambda e: e.type == "run_started").run_id
-    engine.wait_for(lambda e: e.type == "progress" and e.get("step", 0) >= 1 and e.get("phase") == "train")
+    run_id = engine.wait_for(lambda e: isinstance(e, RunStarted)).run_id
+    engine.wait_for(lambda e: isinstance(e, Progress) and e.step >= 1 and e.phase == "train")
     os.kill(engine.proc.pid, signal.SIGTERM)
-    saved = engine.wait_for(lambda e: e.type == "checkpoint_saved")
-    assert engine.wait_for(lambda e: e.type == "finished").get("status") == "stopped"
+    saved = engine.wait_for(lambda e: isinstance(e, CheckpointSaved))
+    assert engine.wait_for(lambda e: isinstance(e, Finished)).status == "stopped"
     assert engine.finish() == 0
-    assert query(db, "SELECT status, step FROM runs WHERE id = ?", run_id) == [("stopped", saved.get("step"))]
+    assert query(db, "SELECT status, step FROM runs WHERE id = ?", run_id) == [("stopped", saved.step)]
 
 
 @requires_demo
