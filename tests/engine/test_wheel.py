@@ -91,6 +91,19 @@ def test_the_installed_wheel_carries_the_demo_and_the_icon(installed: Path, tmp_
     assert all(seen["found"]), seen
 
 
+def test_the_wheel_leaves_no_file_of_the_packages_behind(installed: Path) -> None:
+    """Every file of engine/ and studio/ (data included: demos, icon, environment task sets) is installed."""
+    source = installed.parent / "source"
+    files = {
+        p.relative_to(source)
+        for package in ("engine", "studio")
+        for p in (source / package).rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts
+    }
+    missing = sorted(str(f) for f in files if not (installed / f).is_file())
+    assert not missing, f"the wheel leaves out {missing}: add their pattern to [tool.setuptools.package-data]"
+
+
 def test_the_installed_wheel_trains_the_demo(installed: Path, tmp_path: Path) -> None:
     workdir = tmp_path / "elsewhere"
     workdir.mkdir()
