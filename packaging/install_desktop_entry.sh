@@ -5,7 +5,9 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 data="${XDG_DATA_HOME:-$HOME/.local/share}"
 mkdir -p "$data/applications" "$data/icons/hicolor/scalable/apps"
-cp "$here/../engine/assets/icons/rl-studio.svg" "$data/icons/hicolor/scalable/apps/rl-studio.svg"
+icon="$here/../engine/assets/icons/rl-studio.svg"  # in a checkout; else the installed package's copy
+[ -f "$icon" ] || icon="$("${PYTHON:-python3}" -c 'from engine.contract.paths import ICON; print(ICON)')"
+cp "$icon" "$data/icons/hicolor/scalable/apps/rl-studio.svg"
 if [ $# -ge 1 ]; then
   sed -e "s|^Exec=rl-studio|Exec=$1|" -e "s|^TryExec=rl-studio|TryExec=$1|" "$here/rl-studio.desktop" \
     > "$data/applications/rl-studio.desktop"
