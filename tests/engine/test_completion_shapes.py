@@ -128,13 +128,13 @@ def test_every_path_hands_a_criterion_the_same_shape(
     assert report["reference_mean"] == 1.0  # str(answer) in str(completion) holds either way
     assert shapes_of(take(log)) == [expected]
 
-    # a run: preflight (one row at a time), evaluation (3 prompts) and training (2 prompts x 2)
+    # a run: the preflight, evaluation and training
     model = model_with_chat_template(tmp_path) if conversational else DEMO_DIR / "model"
     config = tmp_path / "run.toml"
     config.write_text(
         f'algorithm = "grpo"\n[model]\npath = "{model}"\n[data]\ntrain = "{train}"\neval = "{evals}"\n'
         f'[rubric]\npath = "{rubric}"\n[lora]\ntarget_modules = ["q_proj", "v_proj"]\n[training]\n'
-        "max_steps = 1\nnum_generations = 2\nprompts_per_step = 2\nmax_completion_length = 4\n"
+        "max_steps = 1\nnum_generations = 3\nprompts_per_step = 2\nmax_completion_length = 4\n"
         'checkpoint_every = 0\ndevice = "cpu"\nseed = 1\n'
     )
     proc = subprocess.run(
@@ -149,6 +149,6 @@ def test_every_path_hands_a_criterion_the_same_shape(
     by_size: dict[int, list[dict[str, Any]]] = {}
     for call in calls:
         by_size.setdefault(call["n"], []).append(call)
-    assert set(by_size) == {1, 3, 4}, calls  # preflight, evaluation, training
+    assert set(by_size) == {3, 4, 6}, calls  # evaluation (3 prompts), preflight (4 rows), training (2 x 3)
     for size, phase in by_size.items():
         assert shapes_of(phase) == [expected], (size, phase)
