@@ -75,7 +75,7 @@ def _merge(target: Mapping, data: dict[str, Any], previous: list[dict[str, Any]]
             old = target[k]
             if isinstance(old, AoT) and _is_tables(value):
                 _merge_tables(target, k, old, value, previous)
-            elif isinstance(old, dict) and isinstance(value, dict):
+            elif isinstance(old, Table | InlineTable) and isinstance(value, dict):
                 _merge(old, value, [])
             elif not _same(_plain(old), value):
                 target[k] = _item(value, inline_tables=isinstance(target, InlineTable))

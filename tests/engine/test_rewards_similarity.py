@@ -101,7 +101,7 @@ def test_a_text_similarity_grader_scores_with_the_metric(tmp_path: Path):
         f'reference = "{{{{item.answer}}}}", evaluation_metric = "{name}", pass_threshold = 0.5 }}'
         for name in sorted(METRICS)
     )
-    completions = ["the cat sat on the mat", "a dog", ""]
+    completions: list = ["the cat sat on the mat", "a dog", ""]
     answers = ["the cat is on the mat", "a dog", "nothing"]
     with rubric_from_text(f'name = "r"\n{body}\n', tmp_path) as rubric:
         scored = rubric.score(RewardBatch(["p"] * 3, completions, {"answer": answers}))

@@ -8,6 +8,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -46,7 +47,7 @@ def test_a_misspelt_field_is_named_with_its_closest_known_field(tmp_path):
 
 def test_the_studio_and_the_engine_share_each_message(tmp_path):
     """criterion_problems is what the editor shows; the loader refuses with its first entry, word for word."""
-    cases = [
+    cases: list[dict[str, Any]] = [
         {"kind": "python", "sourse": "rewards.py:ok"},
         {"kind": "python"},
         {"kind": "python", "source": "rewards.py"},

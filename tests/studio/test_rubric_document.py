@@ -115,7 +115,7 @@ def test_every_kind_template_and_every_field_example_loads_in_the_engine(tmp_pat
 
 
 def test_static_checks_catch_what_the_engine_rejects(tmp_path: Path) -> None:
-    cases = {
+    cases: dict[str, dict[str, Any]] = {
         "unknown kind": {"name": "c", "kind": "regexp", "pattern": "x"},
         "unknown field": {"name": "c", "kind": "regex", "pattern": "x", "wieght": 1},
         "missing field": {"name": "c", "kind": "length"},
