@@ -70,7 +70,12 @@ def _eval_at(workspace: Any, run_id: int, which: str) -> dict[str, float | None]
         f"(SELECT {which}(step) FROM metrics WHERE run_id = ? AND key = 'eval/reward/mean')",
         (run_id, run_id),
     )
-    return {row["key"].split("/")[1]: row["value"] for row in rows}
+    # eval/<name>/mean only: an agent run also records eval/success/<tier> and eval/agent/...
+    return {
+        row["key"].split("/")[1]: row["value"]
+        for row in rows
+        if row["key"].count("/") == 2 and row["key"].endswith("/mean")
+    }
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -82,6 +87,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     config_name = "run.toml" if args.algorithm == "grpo" else f"run_{args.algorithm}.toml"
     demo_config = DEMO_CONFIG.with_name(config_name)
+    if args.agent:  # the tool-using demo: GRPO on the file manager's tasks (demo_agent/run.toml)
+        demo_config = DEMO_CONFIG.parent.parent / "demo_agent" / "run.toml"
     if args.print_config:
         sys.stdout.write(load_run_config(demo_config).to_toml(absolute_paths=True))
         return 0
@@ -90,6 +97,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     control.add_listener(ProgressBar())
     started = time.perf_counter()
     name = args.name or ("demo" if args.algorithm == "grpo" else f"demo-{args.algorithm}")
+    if args.agent:
+        name = args.name or "demo-agent"
     code, run_id = runner.start(str(demo_config), db, name=name, max_steps=args.steps)
     seconds = round(time.perf_counter() - started, 1)
     if run_id is None:
@@ -178,6 +187,11 @@ def _cmd_export(args: argparse.Namespace) -> int:
     rows: Iterable[dict[str, Any]]
     if args.what == "metrics":
         rows, fields = workspace.metrics(args.run_id), ["step", "key", "value"]
+    elif args.what == "trajectories":  # one JSON object per agent rollout, messages in OpenAI's chat format
+        if args.format != "jsonl":
+            print("error: trajectories export as JSON lines only; pass --format jsonl", file=sys.stderr)
+            return 2
+        rows, fields = workspace.trajectories(args.run_id), []
     else:  # see engine/contract/rollout_rows.py for what joins a rollout back to its dataset row
         rows, fields = workspace.rollouts(args.run_id), workspace.rollout_fields(args.run_id)
     out = sys.stdout
@@ -219,6 +233,11 @@ def build_parser() -> argparse.ArgumentParser:
         default="grpo",
         help="train the demo with GRPO (run.toml) or PPO (run_ppo.toml)",
     )
+    p.add_argument(
+        "--agent",
+        action="store_true",
+        help="train the tool-using demo instead: GRPO on the file manager's tasks (demo_agent/run.toml)",
+    )
     p.add_argument("--json", action="store_true", help="print a JSON summary")
     p.add_argument("--print-config", action="store_true", help="print the demo config with absolute paths")
     p.set_defaults(func=_cmd_demo, protocol=False)
@@ -236,7 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_id", type=int)
     p.add_argument("--db", required=True)
-    p.add_argument("--what", choices=("metrics", "rollouts"), required=True)
+    p.add_argument(
+        "--what",
+        choices=("metrics", "rollouts", "trajectories"),
+        required=True,
+        help="trajectories: one JSON object per rollout of an agent run, its episode as OpenAI chat messages",
+    )
     p.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     p.set_defaults(func=_cmd_export, protocol=False)
 

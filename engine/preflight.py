@@ -159,6 +159,7 @@ def _as_text(value: Any) -> str:
 
 def check_criteria(cfg: RunConfig, rubric: Any, train_rows: list[dict[str, Any]]) -> None:
     """Raise RubricError when some criterion errors on every row of every preflight batch."""
+    from engine.envs.criteria import NO_TRAJECTORY
     from engine.rewards import RubricError
     from engine.rewards.samples import batch_from_rows
     from engine.rewards.text import completion_text
@@ -191,6 +192,8 @@ def check_criteria(cfg: RunConfig, rubric: Any, train_rows: list[dict[str, Any]]
             for name, errs in errors.items()
             if errs and all(e is not None for e in errs)
         }
+        if cfg.environment is not None:  # an agent run: trajectory criteria score episodes, not these rows
+            always = {name: e for name, e in always.items() if NO_TRAJECTORY not in e}
         failing = always if failing is None else {k: v for k, v in failing.items() if k in always}
         if not failing:
             return

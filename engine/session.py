@@ -24,7 +24,7 @@ from engine.contract.paths import run_dir
 from engine.data import prompt_text, read_jsonl
 from engine.recorder import Recorder
 from engine.rewards.api import RewardBatch, ScoredBatch
-from engine.store import GroupRecord, RolloutRecord, Workspace
+from engine.store import GroupRecord, RolloutRecord, Workspace, with_trajectory
 
 COMPLETE_MARKER = "rl_studio_complete.json"
 ADAPTER_DIR = "adapter"  # the trained LoRA adapter, written whole or not at all (see RunSession.finish)
@@ -55,6 +55,8 @@ class Rollouts:
     truncated: list[bool]
     advantages: list[float]
     scored: ScoredBatch
+    trajectories: list[Any] | None = None
+    """An agent batch: one engine.envs.trajectory.Trajectory per rollout (None for a single-turn run)."""
 
 
 @dataclass
@@ -147,6 +149,8 @@ class RunSession:
                         },
                     )
                 )
+                if batch.trajectories is not None:
+                    records[-1] = with_trajectory(records[-1], batch.trajectories[i], batch.prompts[start])
             groups.append(
                 GroupRecord(
                     prompt=prompt_text(batch.prompts[start]),
@@ -193,6 +197,10 @@ class RunSession:
         """Score one sampled completion per held-out prompt; record eval/<criterion>/mean."""
         if not self.eval_rows:
             return {}
+        if self.cfg.environment is not None:  # an agent run: play each held-out task with the tools
+            from engine.envs.evaluation import evaluate_agent
+
+            return evaluate_agent(self, model, tokenizer, step)
         from engine.generation import generate
 
         control.emit(

@@ -40,6 +40,7 @@ from engine.contract.schema import (
     is_damage_error,
     migrate,
 )
+from engine.envs.trajectory import Trajectory, transcript
 
 
 class StoreError(RuntimeError):
@@ -142,6 +143,25 @@ class RolloutRecord:
     scores: dict[str, float | None] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
     explanations: dict[str, str] = field(default_factory=dict)
+    trajectory: dict[str, Any] | None = None
+    """An agent rollout's trajectory (Trajectory.as_dict() plus its prompt messages); None single-turn."""
+    turns: int | None = None
+    ended: str | None = None
+
+
+def with_trajectory(record: RolloutRecord, trajectory: Trajectory, prompt: Any) -> RolloutRecord:
+    """The record of an agent rollout: its completion is the episode's transcript (so full-text search
+    finds tool calls and results), its token count the model's tokens over all turns, and it carries the
+    trajectory, its number of turns and how it ended."""
+    data = trajectory.as_dict()
+    if isinstance(prompt, list):
+        data["prompt"] = prompt
+    counts = [t.tokens for t in trajectory.turns]
+    record.completion = transcript(trajectory)
+    if counts and all(c is not None for c in counts):
+        record.completion_tokens = sum(c for c in counts if c is not None)
+    record.trajectory, record.turns, record.ended = data, trajectory.num_turns, trajectory.ended
+    return record
 
 
 @dataclass
@@ -400,7 +420,7 @@ class Workspace:
             group_id = self._next_id(c, "groups")
             rollout_id = self._next_id(c, "rollouts")
             first_id = rollout_id
-            group_rows, rollout_rows = [], []
+            group_rows, rollout_rows, agent_rows = [], [], []
             for g in groups:
                 rewards = [r.reward for r in g.rollouts if r.reward is not None and math.isfinite(r.reward)]
                 mean = sum(rewards) / len(rewards) if rewards else None
@@ -423,23 +443,25 @@ class Workspace:
                 )
                 for r in g.rollouts:
                     errors = _nonfinite_errors(r.scores, r.errors)
-                    rollout_rows.append(
-                        (
-                            rollout_id,
-                            run_id,
-                            step,
-                            group_id,
-                            r.completion,
-                            _finite(r.reward),
-                            _finite(r.advantage),
-                            r.completion_tokens,
-                            int(r.truncated),
-                            len(errors),
-                            _scores_json(r.scores),
-                            dumps(errors) if errors else None,
-                            dumps(r.explanations) if r.explanations else None,
-                        )
+                    row = (
+                        rollout_id,
+                        run_id,
+                        step,
+                        group_id,
+                        r.completion,
+                        _finite(r.reward),
+                        _finite(r.advantage),
+                        r.completion_tokens,
+                        int(r.truncated),
+                        len(errors),
+                        _scores_json(r.scores),
+                        dumps(errors) if errors else None,
+                        dumps(r.explanations) if r.explanations else None,
                     )
+                    if r.trajectory is None:
+                        rollout_rows.append(row)
+                    else:  # an agent rollout (schema migration 4); single-turn rows take the path above
+                        agent_rows.append((*row, strict_json(r.trajectory), r.turns, r.ended))
                     last_id = rollout_id
                     rollout_id += 1
                 group_id += 1
@@ -454,6 +476,13 @@ class Workspace:
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rollout_rows,
             )
+            if agent_rows:
+                c.executemany(
+                    "INSERT INTO rollouts(id, run_id, step, group_id, completion, reward, advantage,"
+                    " completion_tokens, truncated, error_count, scores_json, errors_json, explanations_json,"
+                    " trajectory, turns, ended) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    agent_rows,
+                )
             c.execute(
                 "INSERT INTO rollouts_fts(rowid, completion) SELECT id, completion FROM rollouts"
                 " WHERE id BETWEEN ? AND ?",
@@ -505,6 +534,45 @@ class Workspace:
                 yield with_columns(out, dataset_columns(row["columns"]))
             after = ids[-1]
 
+    def trajectories(self, run_id: int) -> Iterator[dict[str, Any]]:
+        """Every agent rollout of a run in id order, for `export --what trajectories`: its ids, reward,
+        scores, turns, how it ended, and the episode as OpenAI chat messages (the prompt's messages, then
+        assistant messages with `tool_calls` and `tool` messages with `tool_call_id`)."""
+        sql = (
+            "SELECT r.id, r.run_id, r.step, r.group_id AS [group], g.prompt_index, r.reward, r.turns, r.ended,"
+            " r.scores_json, r.errors_json, r.trajectory"
+            " FROM rollouts r JOIN groups g ON g.id = r.group_id"
+            " WHERE r.run_id = ? AND r.id > ? AND r.trajectory IS NOT NULL ORDER BY r.id LIMIT 500"
+        )
+        group_index = group_indexer(self.conn, run_id)
+        after = 0
+        while True:
+            page = list(self.db.query(sql, (run_id, after)))
+            if not page:
+                return
+            for row in page:
+                data = json.loads(row["trajectory"])
+                prompt = [dict(m) for m in data.pop("prompt", None) or []]
+                trajectory = Trajectory.from_dict(data)
+                if prompt and trajectory.task:  # TRL appends reset's text to the last user message
+                    prompt[-1]["content"] = f"{prompt[-1].get('content', '')}{trajectory.task}"
+                yield {
+                    "id": row["id"],
+                    "run_id": row["run_id"],
+                    "step": row["step"],
+                    "group": row["group"],
+                    "group_index": group_index(row["group"]),
+                    "prompt_index": row["prompt_index"],
+                    "reward": row["reward"],
+                    "scores": json.loads(row["scores_json"] or "{}"),
+                    "errors": json.loads(row["errors_json"] or "{}"),
+                    "env_reward": trajectory.reward,
+                    "turns": row["turns"],
+                    "ended": row["ended"],
+                    "messages": prompt + trajectory.openai_messages(),
+                }
+            after = page[-1]["id"]
+
     def rollout_fields(self, run_id: int) -> list[str]:
         """Every key `rollouts(run_id)` may give, in order (a CSV header)."""
         return [*ROLLOUT_FIELDS, *(column_name(c, ROLLOUT_FIELDS) for c in run_columns(self.conn, run_id))]
@@ -531,13 +599,14 @@ class Workspace:
                 _finite(s["reward"]),
                 _scores_json(s["scores"]) or "{}",
                 strict_json(_nonfinite_errors(s["scores"], s["errors"])),
+                strict_json(s["trajectory"]) if s.get("trajectory") is not None else None,
             )
             for s in samples
         ]
         with self.transaction() as c:
             c.executemany(
-                "INSERT INTO evaluations(run_id, step, prompt_index, prompt, completion, reward, scores, errors)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO evaluations(run_id, step, prompt_index, prompt, completion, reward, scores, errors,"
+                " trajectory) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rows,
             )
             c.executemany(

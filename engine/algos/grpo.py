@@ -18,6 +18,8 @@ from transformers import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
 from engine.algos.trl_compat import GenerationHook
+from engine.envs.metrics import agent_metrics
+from engine.envs.training import environment_factory, episode_columns, turn_tokens
 from engine.modeling import DevicePlan
 from engine.rewards.shapes import shape_completions
 from engine.session import ROW_INDEX, Rollouts, RunSession
@@ -63,6 +65,8 @@ def grpo_args(session: RunSession, plan: DevicePlan) -> GRPOConfig:
         log_completions=False,
         remove_unused_columns=False,
         dataloader_num_workers=0,
+        # an agent run: TRL's tool loop, up to max_turns tool-calling rounds per rollout
+        max_tool_calling_iterations=session.cfg.environment.max_turns if session.cfg.environment else None,
     )
 
 
@@ -91,15 +95,25 @@ def rubric_reward(session: RunSession) -> Any:
         columns = {k: v for k, v in kwargs.items() if k not in _TRL_EXTRAS}
         step = (state.global_step + 1) if state is not None else 0
         completions = shape_completions(prompts, completions)  # TRL's shapes already; the one shaping rule
-        scored = session.score(prompts, completions, columns, completion_ids, step)
+        scoring, trajectories = columns, None
+        environments = kwargs.get("environments")
+        if environments is not None and session.cfg.environment is not None:
+            # an agent batch: the rubric also sees each rollout's trajectory and environment end state
+            episodes = episode_columns(environments, completions, session.cfg.environment.max_turns)
+            scoring, trajectories = columns | episodes, episodes["trajectories"]
+        scored = session.score(prompts, completions, scoring, completion_ids, step)
         total.last = (prompts, completions, columns, scored)  # type: ignore[attr-defined]
+        total.trajectories = trajectories  # type: ignore[attr-defined]
         if log_metric is not None:
-            for key, value in session.criterion_metrics(scored).items():
+            metrics = session.criterion_metrics(scored)
+            metrics |= agent_metrics(trajectories) if trajectories is not None else {}
+            for key, value in metrics.items():
                 if math.isfinite(value):
                     log_metric(key, value)
         return scored.totals
 
     total.last = None  # type: ignore[attr-defined]
+    total.trajectories = None  # type: ignore[attr-defined]
     return total
 
 
@@ -127,7 +141,10 @@ class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL privat
 
     def _record(self, output: dict[str, Any]) -> None:
         prompts, completions, columns, scored = self.reward_fn.last
-        self.reward_fn.last = None
+        trajectories = self.reward_fn.trajectories
+        self.reward_fn.last = self.reward_fn.trajectories = None
+        if trajectories is not None:  # per-turn token counts: the runs of model tokens between tool results
+            turn_tokens(trajectories, output["completion_mask"], output.get("tool_mask"))
         ids = output["completion_ids"].tolist()
         mask = output["completion_mask"].tolist()
         eos = self.processing_class.eos_token_id
@@ -144,6 +161,7 @@ class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL privat
             "truncated": truncated,
             "advantages": output["advantages"].tolist(),
             "scored": scored,
+            "trajectories": trajectories,
         }
         gathered = gather_object([local])
         if not self.state.is_world_process_zero:
@@ -157,6 +175,7 @@ class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL privat
                 truncated=part["truncated"],
                 advantages=part["advantages"],
                 scored=part["scored"],
+                trajectories=part["trajectories"],
             )
             self.session.record_rollouts(self.state.global_step + 1, batch, self.num_generations)
 
@@ -177,6 +196,24 @@ def train(session: RunSession, model: Any, tokenizer: Any, plan: DevicePlan, res
     """Run GRPO until max_steps or a stop; returns the last completed step."""
     reward_fn = rubric_reward(session)
     dataset = row_index_dataset(session.train_rows)
+    factory = environment_factory(session.cfg)  # None for a single-turn run
+    try:
+        return _train(session, model, tokenizer, plan, resume_from, reward_fn, dataset, factory)
+    finally:
+        if factory is not None:
+            factory.close()  # every environment worker this run started
+
+
+def _train(
+    session: RunSession,
+    model: Any,
+    tokenizer: Any,
+    plan: DevicePlan,
+    resume_from: str | None,
+    reward_fn: Any,
+    dataset: Dataset,
+    factory: Any,
+) -> int:
     trainer = RecordingGRPOTrainer(
         model=model,
         reward_funcs=[reward_fn],
@@ -184,6 +221,7 @@ def train(session: RunSession, model: Any, tokenizer: Any, plan: DevicePlan, res
         train_dataset=dataset,
         processing_class=tokenizer,
         peft_config=lora_config(session),
+        environment_factory=factory,
     )
     trainer.session = session
     trainer.reward_fn = reward_fn

@@ -17,6 +17,7 @@ rollouts    one completion: its group, total reward, advantage, token count, tru
             and per criterion its score (``scores_json``: {criterion: value | null}; null = not
             applicable or failed), error message and judge explanation (``errors_json``,
             ``explanations_json``: {criterion: text}, NULL when there is none).
+            An agent rollout adds ``trajectory`` (JSON), ``turns`` and ``ended`` (migration 4).
 scores      a view: (rollout_id, criterion, value, error, explanation), a row per criterion of a rollout.
 evaluations held-out samples scored at a step.
 checkpoints complete = 1 only after every file was written (write, then mark).
@@ -211,6 +212,19 @@ MIGRATIONS: list[str] = [
     # whose pid now belongs to another process) holds nothing. See engine/contract/run_status.py.
     """
     ALTER TABLE runs ADD COLUMN lease_token TEXT;
+    """,
+    # 4: agent rollouts. A rollout of a run with an [environment] keeps its trajectory as JSON (each turn's
+    # text, token count and tool calls with their arguments as JSON, result, valid or not and error; the
+    # environment's reward; how it ended), its number of turns and how it ended (answered, max_turns,
+    # length, error). Single-turn rollouts leave the three NULL. An agent rollout's `completion` is the
+    # episode's transcript, so the full-text index covers its tool calls and results. Held-out samples
+    # of an agent run keep their trajectory too.
+    """
+    ALTER TABLE rollouts ADD COLUMN trajectory TEXT;
+    ALTER TABLE rollouts ADD COLUMN turns INTEGER;
+    ALTER TABLE rollouts ADD COLUMN ended TEXT;
+    ALTER TABLE evaluations ADD COLUMN trajectory TEXT;
+    CREATE INDEX rollouts_ended ON rollouts(run_id, ended, step) WHERE ended IS NOT NULL;
     """,
 ]
 

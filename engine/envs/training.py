@@ -19,7 +19,7 @@ from typing import Any
 
 from engine.contract.config import RunConfig
 from engine.envs.proxy import EnvironmentFactory, EnvironmentProxy, load_environment
-from engine.envs.trajectory import Trajectory, build_trajectory
+from engine.envs.trajectory import Trajectory, build_trajectory, finish
 
 EPISODE_COLUMNS = ("trajectories", "environments")
 """Columns added to an agent batch for the rubric; not dataset columns, so never recorded as such."""
@@ -32,9 +32,13 @@ def environment_factory(cfg: RunConfig) -> EnvironmentFactory | None:
     return load_environment(env.path, cfg.base_dir, env.tool_timeout, expose_reward=False)
 
 
-def episode_columns(environments: list[Any], completions: list[Any]) -> dict[str, list[Any]]:
+def episode_columns(
+    environments: list[Any], completions: list[Any], max_turns: int | None = None
+) -> dict[str, list[Any]]:
     """`trajectories` (Trajectory per rollout) and `environments` (EnvironmentSnapshot per rollout:
-    the end state as plain data, and get_reward()) from TRL's per-rollout environments and completions."""
+    the end state as plain data, and get_reward()) from TRL's per-rollout environments and completions.
+    `max_turns` (the run's tool-calling rounds) tells a rollout cut by the turn budget from one cut by
+    the token budget (Trajectory.ended)."""
     trajectories: list[Trajectory] = []
     snapshots = []
     for env, completion in zip(environments, completions, strict=True):
@@ -51,7 +55,7 @@ def episode_columns(environments: list[Any], completions: list[Any]) -> dict[str
         snapshot = env._rl_snapshot()
         trajectory.reward, trajectory.reward_error = snapshot.reward, snapshot.reward_error
         trajectory.environment_error = env._rl_lost
-        trajectories.append(trajectory)
+        trajectories.append(finish(trajectory, max_turns, messages))
         snapshots.append(snapshot)
     return {"trajectories": trajectories, "environments": snapshots}
 
@@ -68,3 +72,24 @@ def write_trajectories(path: Path, step: int, rows: list[int | None], trajectori
                 "messages": trajectory.openai_messages(),
             }
             fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+
+
+def turn_tokens(trajectories: list[Trajectory], completion_mask: Any, tool_mask: Any | None) -> None:
+    """Set each turn's token count from TRL's masks: the model's tokens of a rollout (completion_mask x
+    tool_mask) come in one run per assistant turn, separated by the tool results' tokens (tool_mask 0)."""
+    model_tokens = completion_mask if tool_mask is None else completion_mask * tool_mask
+    for trajectory, row, valid in zip(
+        trajectories, model_tokens.tolist(), completion_mask.tolist(), strict=True
+    ):
+        runs: list[int] = []
+        previous = 0
+        for token, inside in zip(row, valid, strict=True):
+            if not inside:
+                break
+            if token and not previous:
+                runs.append(0)
+            if token:
+                runs[-1] += 1
+            previous = token
+        for turn, count in zip(trajectory.turns, runs, strict=False):
+            turn.tokens = count

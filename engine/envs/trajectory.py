@@ -40,6 +40,8 @@ class ToolCall:
 class Turn:
     text: str
     calls: list[ToolCall] = field(default_factory=list)
+    tokens: int | None = None
+    """Tokens the model generated for this turn (known in training; None elsewhere)."""
 
 
 @dataclass
@@ -53,6 +55,8 @@ class Trajectory:
     reward_error: str | None = None
     environment_error: str | None = None
     """Set when the environment process was lost during the episode (a hang or a crash)."""
+    ended: str | None = None
+    """How the episode ended (see ENDINGS), set by `finish`."""
 
     @property
     def calls(self) -> list[ToolCall]:
@@ -71,7 +75,10 @@ class Trajectory:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trajectory:
-        turns = [Turn(t["text"], [ToolCall(**c) for c in t.get("calls", [])]) for t in data.get("turns", [])]
+        turns = [
+            Turn(t["text"], [ToolCall(**c) for c in t.get("calls", [])], t.get("tokens"))
+            for t in data.get("turns", [])
+        ]
         rest = {k: v for k, v in data.items() if k != "turns"}
         return cls(turns=turns, **rest)
 
@@ -99,6 +106,57 @@ class Trajectory:
             out.append(message)
             out.extend(replies)
         return out
+
+
+ENDINGS = ("answered", "max_turns", "length", "error")
+"""answered: the last turn called no tool; max_turns: it still called tools when the tool-calling rounds
+(max_turns) were used up; length: the completion-token budget ran out first; error: the environment failed
+(reset raised, or its process was lost) or the last turn's tool-call markup did not parse."""
+
+NOT_RUN = "not run: the turn budget (max_turns) or the completion budget ran out first"
+
+
+def finish(trajectory: Trajectory, max_turns: int | None, messages: list[dict[str, Any]]) -> Trajectory:
+    """Set `ended`, and mark the calls of a last turn that the loop never ran (no tool message answers
+    them) as not run: they were well formed, the model simply had no round left."""
+    last = trajectory.turns[-1] if trajectory.turns else None
+    unanswered = (
+        bool(messages) and messages[-1].get("role") == "assistant" and bool(messages[-1].get("tool_calls"))
+    )
+    if last is not None and unanswered:
+        for call in last.calls:
+            if call.error is not None and call.error.startswith("not executed: "):
+                call.valid, call.error = True, NOT_RUN
+    if (
+        trajectory.reset_error
+        or trajectory.environment_error
+        or (last is not None and last.calls and any(c.error == MALFORMED for c in last.calls))
+    ):
+        trajectory.ended = "error"
+    elif last is not None and unanswered:
+        over = max_turns is not None and trajectory.num_turns > max_turns
+        trajectory.ended = "max_turns" if over else "length"
+    else:
+        trajectory.ended = "answered"
+    return trajectory
+
+
+def transcript(trajectory: Trajectory) -> str:
+    """The episode as plain text, for the rollout's `completion` (what full-text search and a reader
+    without trajectory support see): each turn's text, its calls with their arguments, results and errors."""
+    lines: list[str] = []
+    if trajectory.reset_error:
+        lines.append(f"[reset error] {trajectory.reset_error}")
+    for number, turn in enumerate(trajectory.turns, 1):
+        head = f"[turn {number}]"
+        lines.append(f"{head} {turn.text}" if turn.text else head)
+        for c in turn.calls:
+            lines.append(f"-> {c.tool}({c.arguments})")
+            if c.error is not None:
+                lines.append(f"<- error: {c.error}")
+            elif c.result is not None:
+                lines.append(f"<- {c.result}")
+    return "\n".join(lines)
 
 
 MALFORMED = "malformed tool call: the model wrote tool-call markup that does not parse (bad JSON?)"
