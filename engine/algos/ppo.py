@@ -178,7 +178,7 @@ def value_adapter(model: PeftModel) -> Iterator[None]:
 def hidden_states(model: PeftModel, tokens: Tokens) -> Tensor:
     """Last hidden states at the positions that predict each completion token [batch, tokens, hidden],
     through the active adapter; the vocabulary projection is left to the caller (only the policy needs it)."""
-    causal_lm = model.get_base_model()
+    causal_lm: Any = model.get_base_model()
     body = getattr(causal_lm, causal_lm.base_model_prefix)
     device = next(model.parameters()).device
     attention = tokens.attention_mask.to(device)
@@ -189,7 +189,8 @@ def hidden_states(model: PeftModel, tokens: Tokens) -> Tensor:
 
 def policy_logprobs(model: PeftModel, tokens: Tokens, temperature: float) -> tuple[Tensor, Tensor]:
     """Log-probability of each completion token and the entropy of each next-token distribution."""
-    logits = model.get_base_model().get_output_embeddings()(hidden_states(model, tokens)).float()
+    causal_lm: Any = model.get_base_model()
+    logits = causal_lm.get_output_embeddings()(hidden_states(model, tokens)).float()
     logprobs = F.log_softmax(logits / temperature, dim=-1)
     chosen = logprobs.gather(-1, tokens.completion_ids.to(logits.device).unsqueeze(-1)).squeeze(-1)
     with torch.no_grad():

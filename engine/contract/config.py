@@ -325,8 +325,9 @@ def config_from_dict(data: dict[str, Any], base_dir: str | Path = "") -> RunConf
     for section, cls in SECTIONS.items():
         parts[section] = _build(section, cls, data.pop(section, {}))
     for section, cls in OPTIONAL_SECTIONS.items():
-        if section in data:
-            parts[section] = _build(section, cls, data.pop(section))
+        value = data.pop(section, None)
+        if value is not None:  # a stored config (to_dict) holds an absent optional section as None
+            parts[section] = _build(section, cls, value)
     top: dict[str, Any] = {"algorithm": "grpo", "name": ""}
     for key in list(data):
         if key not in top:
