@@ -5,6 +5,8 @@ parses that line back into the same records (studio/state/rubric_runner.py), wit
 
     rubric test     [{"index": 0, "total": 0.8, "scores": {name: float|null}, "errors": {name: message}}]
     rubric redteam  {"reference_mean": float|null, "cheats": [{"name", "mean_total", "flagged", "example"}]}
+    rubric calibrate {"rows": int, "label_kind": str, "criteria": [Agreement...], "errors": {name: message}}
+                    (engine/contract/agreement.py defines Agreement; "total" is the rubric's weighted total)
 
 A score of null means "not applicable"; a criterion that failed on a sample has its message in
 ``errors`` (the key "total" when the weighted total itself could not be formed).
@@ -16,6 +18,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from engine.contract.agreement import Agreement
 from engine.contract.typed import RecordError, check_fields, from_dict, to_dict
 
 
@@ -64,6 +67,25 @@ class RedteamOutput:
         return [c for c in self.cheats if c.flagged]
 
 
+@dataclass(frozen=True)
+class CalibrateOutput:
+    """`rubric calibrate`: each criterion (and the weighted total, named "total") against the human labels."""
+
+    rows: int
+    """Labelled rows scored."""
+    label_kind: str
+    """binary, ordinal or score (engine/contract/agreement.py)."""
+    criteria: list[Agreement]
+    errors: dict[str, str]
+    """A criterion's first error message, for criteria that failed on some rows (those rows are skipped)."""
+
+    def __post_init__(self) -> None:
+        _check(self, "a calibration report")
+
+    def by_name(self) -> dict[str, Agreement]:
+        return {a.criterion: a for a in self.criteria}
+
+
 def _check(record: Any, what: str) -> None:
     try:
         check_fields(record, what)
@@ -78,6 +100,10 @@ def rubric_test_json(results: list[SampleScores]) -> str:
 
 def rubric_redteam_json(report: RedteamOutput) -> str:
     return json.dumps(to_dict(report), ensure_ascii=False)
+
+
+def rubric_calibrate_json(report: CalibrateOutput) -> str:
+    return json.dumps(to_dict(report), ensure_ascii=False, allow_nan=False)
 
 
 # ---- parsing (the studio) -------------------------------------------------------------------------------
@@ -107,5 +133,14 @@ def parse_rubric_redteam(stdout: str) -> RedteamOutput:
     data = _last_json_line(stdout, "rubric redteam")
     try:
         return from_dict(RedteamOutput, data, "the red-team report")
+    except RecordError as exc:
+        raise CommandOutputError(str(exc)) from None
+
+
+def parse_rubric_calibrate(stdout: str) -> CalibrateOutput:
+    """The report `rubric calibrate --json` printed (its last line). Raises CommandOutputError."""
+    data = _last_json_line(stdout, "rubric calibrate")
+    try:
+        return from_dict(CalibrateOutput, data, "the calibration report")
     except RecordError as exc:
         raise CommandOutputError(str(exc)) from None

@@ -3,6 +3,7 @@ and attack it with cheap cheats, before spending compute on training.
 
     rl-studio-engine rubric test RUBRIC --samples FILE.jsonl [--json] [--tokenizer PATH]
     rl-studio-engine rubric redteam RUBRIC --dataset FILE.jsonl [--json] [--fail-on-flag]
+    rl-studio-engine rubric calibrate RUBRIC --labels FILE.jsonl [--json]  (engine/rewards/calibrate.py)
 
 With --json each prints one JSON line, whose shape is defined in engine/contract/command_outputs.py.
 Exit codes: 0 done, 2 bad input (the message says what and where), 3 redteam flagged a cheat with
@@ -45,7 +46,7 @@ def register(subparsers: Any) -> None:
     rubric = subparsers.add_parser(
         "rubric", help="Test a rubric on samples, or red-team it with cheap cheats."
     )
-    commands = rubric.add_subparsers(dest="rubric_command", metavar="{test,redteam}", required=True)
+    commands = rubric.add_subparsers(dest="rubric_command", metavar="{test,redteam,calibrate}", required=True)
 
     test = commands.add_parser(
         "test", help="Score sample completions with a rubric and show every criterion."
@@ -77,6 +78,10 @@ def register(subparsers: Any) -> None:
     )
     _tokenizer_option(redteam)
     redteam.set_defaults(func=cmd_rubric_redteam, protocol=False)
+
+    from engine.rewards.calibrate import add_calibrate
+
+    add_calibrate(commands, _tokenizer_option)
 
 
 def _tokenizer_option(parser: argparse.ArgumentParser) -> None:

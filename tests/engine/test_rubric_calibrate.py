@@ -1,0 +1,80 @@
+"""`rl-studio-engine rubric calibrate`: the demo rubric's criteria against a small human-labelled file,
+end to end as a subprocess (the scoring path training uses), with figures worked out by hand."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from conftest import engine_cmd, engine_env
+
+from engine.contract.command_outputs import parse_rubric_calibrate
+from engine.contract.paths import DEMO_DIR
+
+DEMO_RUBRIC = DEMO_DIR / "rubric.toml"
+
+LABELLED = [
+    # prompt, answer, completion, the human's label; demo criteria: correct (python), format (regex)
+    ("19+18=", "37", "<answer>37</answer>", True),  # correct 1, format 1
+    ("11-5=", "6", "<answer>7</answer>", False),  # correct 0, format 1: format disagrees
+    ("2+2=", "4", "the answer is 4", True),  # correct 0, format 0: both disagree (a lenient human)
+    ("3+3=", "6", "<answer>6</answer>", True),
+    ("5+1=", "6", "<answer>5</answer> or so", False),
+    ("9-2=", "7", "<answer>7</answer>", True),
+]
+
+
+def write_labels(tmp_path: Path) -> Path:
+    path = tmp_path / "labels.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps({"prompt": p, "answer": a, "completion": c, "label": lab}) + "\n"
+            for p, a, c, lab in LABELLED
+        )
+    )
+    return path
+
+
+def engine(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        engine_cmd(*map(str, args)), capture_output=True, text=True, env=engine_env(), timeout=120
+    )
+
+
+def test_calibrate_json_reports_agreement_per_criterion(tmp_path: Path) -> None:
+    result = engine("rubric", "calibrate", DEMO_RUBRIC, "--labels", write_labels(tmp_path), "--json")
+    assert result.returncode == 0, result.stderr
+    report = parse_rubric_calibrate(result.stdout)
+    assert report.rows == 6 and report.label_kind == "binary" and report.errors == {}
+    by_name = report.by_name()
+    assert list(by_name) == ["correct", "format", "length", "total"]
+    correct = by_name["correct"]
+    # verdicts T F F T F T against T F T T F T: one miss (row 2)
+    assert correct.confusion == [[2, 0], [1, 3]]
+    assert correct.accuracy == pytest.approx(5 / 6)
+    # p_o = 5/6; rows (2, 4), columns (3, 3): p_e = (6 + 12) / 36 = 1/2; kappa = (5/6 - 1/2) / (1/2)
+    assert correct.kappa == pytest.approx(2 / 3)
+    assert correct.disagreements == [2]
+    fmt = by_name["format"]
+    assert fmt.confusion == [[1, 1], [1, 3]] and fmt.accuracy == pytest.approx(4 / 6)
+    assert fmt.disagreements == [1, 2]
+    assert by_name["total"].disagreements == [2]  # 1.2 0.2 0 1.2 0 1.2 at >= 0.5
+
+
+def test_calibrate_table_and_bad_labels(tmp_path: Path) -> None:
+    labels = write_labels(tmp_path)
+    result = engine("rubric", "calibrate", DEMO_RUBRIC, "--labels", labels)
+    assert result.returncode == 0, result.stderr
+    assert "against 6 human labels (binary)" in result.stdout
+    assert "correct disagrees on rows #2" in result.stdout
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"prompt": "1+1=", "answer": "2", "completion": "x", "label": "yes"}) + "\n")
+    result = engine("rubric", "calibrate", DEMO_RUBRIC, "--labels", bad)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "'label' must be true/false" in result.stderr
+    missing = tmp_path / "missing.jsonl"
+    missing.write_text(json.dumps({"prompt": "1+1=", "answer": "2", "completion": "x"}) + "\n")
+    result = engine("rubric", "calibrate", DEMO_RUBRIC, "--labels", missing)
+    assert result.returncode == 2 and "missing 'label'" in result.stderr
