@@ -20,6 +20,7 @@ ALGORITHMS = ("grpo", "ppo")
 """The algorithms this engine trains with: GRPO around trl.GRPOTrainer, PPO our own (engine/algos/ppo.py;
 TRL 1.16 has none). Keys marked PPO: are read by PPO only."""
 KL_ESTIMATORS = ("k1", "k3")
+SAMPLING = ("uniform", "difficulty")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -61,6 +62,18 @@ class DataConfig:
         "before anything is tokenised (0 = automatic: 8 characters per token of the model's context "
         "window, read from its config.json, or 100000 when that is unknown).",
         default=0,
+    )
+    sampling: str = _help(
+        "GRPO: how training prompts are drawn. uniform: every prompt alike, in shuffled order. difficulty: "
+        "weighted by each prompt's current failure rate (a running estimate per prompt from its recorded "
+        "groups; unseen prompts count 0.5), so unsolved prompts come up more often (docs/evaluation.md).",
+        default="uniform",
+    )
+    skip_zero_variance: bool = _help(
+        "GRPO: draw another prompt in place of one whose latest group's completions all scored the same "
+        "(such a group has no GRPO signal: every advantage is 0). Skipped prompts still come back now and "
+        "then, so a change is noticed.",
+        default=False,
     )
 
 
@@ -171,6 +184,36 @@ class GenerationConfig:
     )
 
 
+@dataclass
+class EvalConfig:
+    """Held-out evaluation beyond one sample per prompt: pass@k, mean@n and greedy pass@1 (docs/evaluation.md).
+    The defaults (one sample, no greedy pass) keep evaluation as fast as it ever was."""
+
+    eval_samples: int = _help(
+        "Completions sampled per held-out prompt (n). pass@k and mean@n are computed over them.", default=1
+    )
+    pass_k: list[int] = _help(
+        "The k of each pass@k reported (the unbiased estimator of Chen et al. 2021), each between 1 and "
+        "eval_samples; for example [1, 4] with eval_samples = 8.",
+        default_factory=lambda: [1],
+    )
+    eval_greedy: bool = _help(
+        "Also generate one greedy (temperature 0) completion per held-out prompt and report greedy pass@1.",
+        default=False,
+    )
+    correctness: str = _help(
+        "The criterion that says whether a completion passes (for pass@k and for difficulty sampling). "
+        "Empty = the first criterion with weight > 0 named like correct, accuracy or success; a rubric "
+        "with none passes a completion whose total is above pass_threshold.",
+        default="",
+    )
+    pass_threshold: float = _help(
+        "A completion passes when the correctness criterion scores at least this (or, without one, when "
+        "its total is above it).",
+        default=0.5,
+    )
+
+
 BUILTIN_ENVIRONMENTS = ("file_manager",)
 """Environments shipped with the engine, named in a config as builtin:NAME (engine/envs/)."""
 
@@ -207,6 +250,7 @@ class RunConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
     environment: EnvironmentConfig | None = field(
         default=None,
         metadata={"help": "Optional [environment]: train an agent with tools (multi-turn). Absent: none."},
@@ -260,6 +304,7 @@ SECTIONS: dict[str, type] = {
     "lora": LoraSettings,
     "training": TrainingConfig,
     "generation": GenerationConfig,
+    "eval": EvalConfig,
 }
 
 
@@ -279,6 +324,8 @@ def field_help(section: str, key: str) -> str:
 def _coerce(section: str, key: str, value: Any, expected: Any) -> Any:
     where = f"[{section}] {key}" if section else key
     kind = expected if isinstance(expected, type) else type(expected)
+    if isinstance(expected, list) and expected and all(isinstance(v, int) for v in expected):
+        return _int_list(where, value, field_help(section, key))
     if isinstance(expected, list) or kind is list:
         if isinstance(value, str):
             value = [value]
@@ -302,6 +349,19 @@ def _coerce(section: str, key: str, value: Any, expected: Any) -> Any:
             raise ConfigError(f"{where} must be a string, got {value!r}. {field_help(section, key)}")
         return value
     return value
+
+
+def _int_list(where: str, value: Any, help_text: str) -> list[int]:
+    """A list of whole numbers; the launcher's text fields give them as strings ("1, 4")."""
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for item in items:
+        if isinstance(item, str) and item.strip().isdigit():
+            item = int(item)
+        if isinstance(item, bool) or not isinstance(item, int):
+            raise ConfigError(f"{where} must be a list of whole numbers, got {value!r}. {help_text}")
+        out.append(item)
+    return out
 
 
 def _build(section: str, cls: type, data: Any) -> Any:
@@ -429,6 +489,32 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("[generation] vllm_gpu_memory_utilization must be in (0, 1].")
     if cfg.environment is not None:
         _validate_environment(cfg.environment)
+    _validate_eval_and_sampling(cfg)
+
+
+def _validate_eval_and_sampling(cfg: RunConfig) -> None:
+    e, d = cfg.eval, cfg.data
+    if e.eval_samples < 1:
+        raise ConfigError(
+            f"[eval] eval_samples must be at least 1, got {e.eval_samples}. {field_help('eval', 'eval_samples')}"
+        )
+    if not e.pass_k:
+        raise ConfigError("[eval] pass_k is empty. List at least one k, for example [1].")
+    for k in e.pass_k:
+        if not 1 <= k <= e.eval_samples:
+            raise ConfigError(
+                f"[eval] pass_k holds {k}, but pass@k needs 1 <= k <= eval_samples ({e.eval_samples}). "
+                f"Raise eval_samples to at least {k}, or drop {k} from pass_k."
+            )
+    if d.sampling not in SAMPLING:
+        raise ConfigError(
+            f"[data] sampling must be uniform or difficulty, got {d.sampling!r}. {field_help('data', 'sampling')}"
+        )
+    if cfg.algorithm != "grpo" and (d.sampling != "uniform" or d.skip_zero_variance):
+        raise ConfigError(
+            f"[data] sampling = {d.sampling!r} / skip_zero_variance are GRPO's (its sampler picks the prompts); "
+            f'{cfg.algorithm} draws prompts uniformly. Set sampling = "uniform" and skip_zero_variance = false.'
+        )
 
 
 def _validate_environment(env: EnvironmentConfig) -> None:

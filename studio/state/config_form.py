@@ -11,13 +11,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.contract.config import ALGORITHMS, DEVICES, SECTIONS, ConfigError, RunConfig, config_from_dict
+from engine.contract.config import (
+    ALGORITHMS,
+    DEVICES,
+    SAMPLING,
+    SECTIONS,
+    ConfigError,
+    RunConfig,
+    config_from_dict,
+)
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "algorithm": ALGORITHMS,
     "model.dtype": ("auto", "float32", "bfloat16", "float16"),
     "training.device": DEVICES,
     "training.lr_scheduler": ("constant", "linear", "cosine"),
+    "data.sampling": SAMPLING,
 }
 PATHS: dict[str, tuple[str, str]] = {
     # key: (what to pick, file filter)

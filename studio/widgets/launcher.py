@@ -253,7 +253,7 @@ class Launcher(QWidget):
             elif isinstance(editor, QComboBox):
                 editor.setCurrentText(str(value))
             elif spec.kind == "list":
-                self._line_edit(editor).setText(", ".join(value))
+                self._line_edit(editor).setText(", ".join(str(v) for v in value))
                 self._line_edit(editor).setCursorPosition(0)
             elif spec.kind == "float":
                 self._line_edit(editor).setText(
