@@ -22,6 +22,11 @@ TRL 1.16 has none). Keys marked PPO: are read by PPO only."""
 KL_ESTIMATORS = ("k1", "k3")
 SAMPLING = ("uniform", "difficulty")
 DEVICES = ("auto", "cpu", "cuda", "mps")
+CHAT_TEMPLATE_MODES = ("auto", "always", "never")
+LOSS_TYPES = ("grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo", "luspo", "vespo")
+"""Every loss_type TRL 1.16's GRPOTrainer computes (trl/trainer/grpo_trainer.py, `_compute_loss`)."""
+SCALE_REWARDS = ("group", "batch", "none")
+IMPORTANCE_SAMPLING_LEVELS = ("token", "sequence")
 
 
 class ConfigError(ValueError):
@@ -35,12 +40,19 @@ def _help(text: str, **kwargs: Any) -> Any:
 @dataclass
 class ModelConfig:
     path: str = _help(
-        "Base model: a local directory with config.json and weights, or a Hugging Face hub id "
-        "(for example Qwen/Qwen2.5-0.5B-Instruct). Relative paths are resolved against the config file.",
+        "Base model: a local directory with config.json and weights, a .gguf file (dequantised on load; "
+        "the tokenizer comes from the same file), or a Hugging Face hub id (for example "
+        "Qwen/Qwen2.5-0.5B-Instruct) already in the local Hugging Face cache: runs never download. "
+        "Relative paths are resolved against the config file. docs/models.md.",
         default="",
     )
     dtype: str = _help(
         "Weights dtype: auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16 or float16.", default="auto"
+    )
+    load_in_4bit: bool = _help(
+        "QLoRA: load the base weights in 4 bits (bitsandbytes NF4, bf16 compute) and train LoRA on top. "
+        "Needs a CUDA GPU and the bitsandbytes package; about a quarter of the weights' bf16 memory.",
+        default=False,
     )
 
 
@@ -62,6 +74,23 @@ class DataConfig:
         "before anything is tokenised (0 = automatic: 8 characters per token of the model's context "
         "window, read from its config.json, or 100000 when that is unknown).",
         default=0,
+    )
+    chat_template: str = _help(
+        "Whether a plain string prompt is wrapped as a user turn in the tokenizer's chat template: auto "
+        "(when the tokenizer has one), always (refuse a tokenizer without one), never (the string as it "
+        "is). Message-list prompts always go through the template. `rl-studio-engine data check` shows "
+        "the exact text the model sees.",
+        default="auto",
+    )
+    system_prompt: str = _help(
+        "A system message put before each wrapped prompt (and before message-list prompts that have no "
+        "system message of their own). Empty = none.",
+        default="",
+    )
+    chat_template_kwargs: dict[str, Any] = _help(
+        "Extra variables for the chat template, as a table, for example { enable_thinking = false } "
+        "(Qwen3). Passed to TRL's chat_template_kwargs and to evaluation's rendering alike.",
+        default_factory=dict,
     )
     sampling: str = _help(
         "GRPO: how training prompts are drawn. uniform: every prompt alike, in shuffled order. difficulty: "
@@ -131,6 +160,83 @@ class TrainingConfig:
     )
     gradient_checkpointing: bool = _help(
         "Trade compute for memory by recomputing activations (useful on large models, slower).", default=False
+    )
+    # GRPO: TRL 1.16 GRPOConfig's own knobs, under its names and with its defaults (docs/engine.md).
+    loss_type: str = _help(
+        "GRPO: how token losses are aggregated (TRL's loss_type): dapo (TRL's default: normalised by the "
+        "active tokens of the accumulated batch), grpo (per-sequence mean; length-biased), dr_grpo "
+        "(a constant, max_completion_length), bnpo (tokens of the local batch), cispo (clipped IS "
+        "weights, MiniMax-M1), sapo (soft gate instead of clipping), luspo (length-unbiased GSPO; needs "
+        "importance_sampling_level = sequence), vespo (soft sequence-level weighting; token level).",
+        default="dapo",
+    )
+    scale_rewards: str = _help(
+        "GRPO: advantages are divided by the reward standard deviation of the group (group, TRL's "
+        "default), of the whole batch (batch), or not at all (none, as Dr. GRPO recommends).",
+        default="group",
+    )
+    num_iterations: int = _help(
+        "GRPO: optimisation passes over each generated batch (TRL's mu). Above 1, the policy ratio and "
+        "epsilon clipping come into play.",
+        default=1,
+    )
+    importance_sampling_level: str = _help(
+        "GRPO: the policy ratio per token (token, GRPO) or one per sequence (sequence, GSPO).",
+        default="token",
+    )
+    mask_truncated_completions: bool = _help(
+        "GRPO: leave completions cut off at max_completion_length out of the loss (DAPO).", default=False
+    )
+    top_k: int = _help(
+        "Sample only from the k most likely tokens (0 = no limit). Training and evaluation.", default=0
+    )
+    min_p: float = _help(
+        "Sample only tokens at least min_p times as likely as the most likely one (0 = off; 0.05-0.1 is "
+        "typical). Training and evaluation.",
+        default=0.0,
+    )
+    repetition_penalty: float = _help(
+        "Divide the logits of tokens already in the prompt or completion by this (1.0 = none; above 1 "
+        "discourages repetition). Training and evaluation.",
+        default=1.0,
+    )
+    max_prompt_length: int = _help(
+        "The longest prompt, in tokens of the rendered prompt, a run accepts: `data check` warns about "
+        "longer ones and a run refuses them, naming file and line (0 = no limit). TRL 1.16 no longer "
+        "truncates prompts, since a cut chat template is a broken prompt.",
+        default=0,
+    )
+    gradient_accumulation_steps: int = _help(
+        "GRPO: micro-batches of prompts_per_step x num_generations completions accumulated into one "
+        "optimizer step; an optimizer step then trains on this many times as many prompts.",
+        default=1,
+    )
+    generation_batch_size: int = _help(
+        "GRPO: completions generated at once (TRL's generation_batch_size); 0 = TRL's default, one "
+        "generation per optimizer step (prompts_per_step x num_generations x gradient_accumulation_steps). "
+        "A multiple of prompts_per_step x num_generations.",
+        default=0,
+    )
+    top_entropy_quantile: float = _help(
+        "GRPO: train only on the tokens whose policy entropy is in this top quantile (1.0 = every token; "
+        "0.2 as in 'Beyond the 80/20 rule').",
+        default=1.0,
+    )
+    entropy_coef: float = _help(
+        "GRPO: weight of an entropy bonus in the loss (0 = none). With use_adaptive_entropy, its start.",
+        default=0.0,
+    )
+    use_adaptive_entropy: bool = _help(
+        "GRPO: adapt entropy_coef each step toward entropy_target (Skywork-OR1).", default=False
+    )
+    entropy_coef_min: float = _help("GRPO: lower bound of the adaptive entropy coefficient.", default=0.0)
+    entropy_coef_max: float = _help("GRPO: upper bound of the adaptive entropy coefficient.", default=1.0)
+    entropy_coef_delta: float = _help(
+        "GRPO: how much the adaptive entropy coefficient moves per optimizer step.", default=0.005
+    )
+    entropy_target: float = _help(
+        "GRPO: the per-token entropy (nats) below which adaptive entropy control applies its bonus.",
+        default=0.2,
     )
     # PPO-only knobs; ignored by GRPO.
     vf_coef: float = _help("PPO: weight of the value loss.", default=0.1)
@@ -332,6 +438,10 @@ def _coerce(section: str, key: str, value: Any, expected: Any) -> Any:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{where} must be a list of strings, got {value!r}. {field_help(section, key)}")
         return value
+    if kind is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, got {value!r}. {field_help(section, key)}")
+        return value
     if kind is bool:
         if not isinstance(value, bool):
             raise ConfigError(f"{where} must be true or false, got {value!r}.")
@@ -489,6 +599,7 @@ def validate(cfg: RunConfig) -> None:
         raise ConfigError("[generation] vllm_gpu_memory_utilization must be in (0, 1].")
     if cfg.environment is not None:
         _validate_environment(cfg.environment)
+    _validate_models_and_prompts(cfg)
     _validate_eval_and_sampling(cfg)
 
 
@@ -514,6 +625,74 @@ def _validate_eval_and_sampling(cfg: RunConfig) -> None:
         raise ConfigError(
             f"[data] sampling = {d.sampling!r} / skip_zero_variance are GRPO's (its sampler picks the prompts); "
             f'{cfg.algorithm} draws prompts uniformly. Set sampling = "uniform" and skip_zero_variance = false.'
+        )
+
+
+def _choice(section: str, key: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ConfigError(
+            f"[{section}] {key} must be one of {', '.join(allowed)}, got {value!r}. {field_help(section, key)}"
+        )
+
+
+def _validate_models_and_prompts(cfg: RunConfig) -> None:
+    """[data] chat template keys, [model] load_in_4bit and the GRPO knobs that mirror TRL's GRPOConfig."""
+    d, t = cfg.data, cfg.training
+    _choice("data", "chat_template", d.chat_template, CHAT_TEMPLATE_MODES)
+    _choice("training", "loss_type", t.loss_type, LOSS_TYPES)
+    _choice("training", "scale_rewards", t.scale_rewards, SCALE_REWARDS)
+    _choice("training", "importance_sampling_level", t.importance_sampling_level, IMPORTANCE_SAMPLING_LEVELS)
+    if t.loss_type == "luspo" and t.importance_sampling_level != "sequence":
+        raise ConfigError(
+            '[training] loss_type = "luspo" is GSPO made length-unbiased: it needs importance_sampling_level '
+            '= "sequence". Set that, or choose another loss_type.'
+        )
+    if t.loss_type == "vespo" and t.importance_sampling_level != "token":
+        raise ConfigError(
+            '[training] loss_type = "vespo" computes its sequence-level weights itself: keep '
+            'importance_sampling_level = "token".'
+        )
+    at_least_one = ("num_iterations", "gradient_accumulation_steps")
+    for key in at_least_one:
+        if getattr(t, key) < 1:
+            raise ConfigError(
+                f"[training] {key} must be at least 1, got {getattr(t, key)}. {field_help('training', key)}"
+            )
+    for key in ("top_k", "max_prompt_length", "generation_batch_size"):
+        if getattr(t, key) < 0:
+            raise ConfigError(
+                f"[training] {key} must be 0 or more, got {getattr(t, key)}. {field_help('training', key)}"
+            )
+    micro_batch = t.prompts_per_step * t.num_generations
+    if t.generation_batch_size and t.generation_batch_size % micro_batch:
+        raise ConfigError(
+            f"[training] generation_batch_size = {t.generation_batch_size} must be a multiple of "
+            f"prompts_per_step x num_generations = {micro_batch} (whole groups of whole micro-batches), or 0."
+        )
+    for key in ("min_p", "top_entropy_quantile"):
+        if not 0 <= getattr(t, key) <= 1:
+            raise ConfigError(
+                f"[training] {key} must be in [0, 1], got {getattr(t, key)}. {field_help('training', key)}"
+            )
+    if not t.repetition_penalty > 0:
+        raise ConfigError(
+            f"[training] repetition_penalty must be above 0, got {t.repetition_penalty}. 1.0 = no penalty."
+        )
+    for key in ("entropy_coef", "entropy_coef_min", "entropy_coef_max", "entropy_coef_delta", "entropy_target"):
+        if getattr(t, key) < 0:
+            raise ConfigError(
+                f"[training] {key} must be 0 or more, got {getattr(t, key)}. {field_help('training', key)}"
+            )
+    if t.entropy_coef_min > t.entropy_coef_max:
+        raise ConfigError(
+            f"[training] entropy_coef_min ({t.entropy_coef_min}) is above entropy_coef_max "
+            f"({t.entropy_coef_max}). Swap them."
+        )
+    bad = [k for k, v in d.chat_template_kwargs.items() if not isinstance(k, str) or isinstance(v, dict)]
+    if bad:
+        raise ConfigError(
+            f"[data] chat_template_kwargs: {', '.join(map(repr, bad))} must be plain values (true, a number, "
+            "a string or a list), not tables."
         )
 
 
@@ -620,6 +799,10 @@ def _validate_numbers(cfg: RunConfig) -> None:
 # ---- a small TOML writer (tomllib only reads) ------------------------------------------------------
 
 
+def _toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() and key.isascii() else _toml_value(key)
+
+
 def _toml_value(v: Any) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
@@ -630,6 +813,8 @@ def _toml_value(v: Any) -> str:
         return f'"{escaped}"'
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):  # an inline table: [data] chat_template_kwargs
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise TypeError(f"cannot write {type(v).__name__} as TOML")
 
 
