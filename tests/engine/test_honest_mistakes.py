@@ -303,6 +303,20 @@ REFUSED: dict[tuple[str, str], set[Any]] = {
     ("training", "missing_eos_penalty"): NON_FINITE_OR_NEGATIVE,
     ("training", "num_minibatches"): {-1, 0},
     ("training", "cliprange_value"): ALL,
+    # TRL GRPOConfig's knobs (engine/contract/config.py, _validate_models_and_prompts)
+    ("training", "num_iterations"): {-1, 0},
+    ("training", "gradient_accumulation_steps"): {-1, 0},
+    ("training", "generation_batch_size"): {-1},
+    ("training", "max_prompt_length"): {-1},
+    ("training", "top_k"): {-1},
+    ("training", "min_p"): NON_FINITE_OR_NEGATIVE,
+    ("training", "repetition_penalty"): ALL,
+    ("training", "top_entropy_quantile"): NON_FINITE_OR_NEGATIVE,
+    ("training", "entropy_coef"): NON_FINITE_OR_NEGATIVE,
+    ("training", "entropy_coef_min"): NON_FINITE_OR_NEGATIVE,
+    ("training", "entropy_coef_max"): NON_FINITE_OR_NEGATIVE,
+    ("training", "entropy_coef_delta"): NON_FINITE_OR_NEGATIVE,
+    ("training", "entropy_target"): NON_FINITE_OR_NEGATIVE,
     ("generation", "vllm_gpu_memory_utilization"): ALL,
 }
 
