@@ -12,6 +12,7 @@ This module runs inside reward workers: stdlib and engine.rewards.text only. See
 from __future__ import annotations
 
 import ast
+import errno
 import inspect
 import math
 import numbers
@@ -225,11 +226,12 @@ def _call_batch(
     guard.enter(-1)
     try:
         result = _run(fn(**kwargs))
+        # Still under the deadline: reading the result runs the user's __len__, __float__, __repr__.
+        return to_scores(result, n)
     except BaseException as exc:
         return [None] * n, [describe_exception(exc, guard)] * n
     finally:
         guard.leave()
-    return to_scores(result, n)
 
 
 def _call_per_sample(
@@ -275,13 +277,11 @@ def _call_per_sample(
             continue
         guard.enter(rows[k])
         try:
-            outcome = _run(fn(*c[0], **c[1]))
+            values[k], errors[k] = to_score(_run(fn(*c[0], **c[1])), rows[k])
         except BaseException as exc:
             errors[k] = describe_exception(exc, guard)
-            continue
         finally:
             guard.leave()
-        values[k], errors[k] = to_score(outcome, rows[k])
     return values, errors
 
 
@@ -352,26 +352,54 @@ def _run(result: Any) -> Any:
 
 
 def to_score(value: Any, row: int) -> tuple[float | None, str | None]:
-    """One returned value as a reward: numbers (bools too) pass, None and NaN mean not applicable."""
+    """One returned value as a reward: numbers (bools too) pass, None and NaN mean not applicable.
+    Never raises: a value that cannot be a reward is an error that says what it was and why."""
     if value is None:
         return None, None
     if isinstance(value, (str, bytes, list, tuple, dict, set)) or not (
         isinstance(value, numbers.Real) or hasattr(value, "__float__")
     ):
-        shown = repr(value)
-        shown = shown if len(shown) <= 60 else shown[:57] + "..."
         return None, (
-            f"returned {shown} ({type(value).__name__}) for row {row}; a reward must be a number or None"
+            f"returned {_shown(value)} ({type(value).__name__}) for row {row}; a reward must be a number or None"
         )
     try:
         number = float(value)
-    except (TypeError, ValueError) as exc:
-        return None, f"returned a {type(value).__name__} that is not a number for row {row} ({exc})"
+    except Exception as exc:
+        why = (
+            str(exc)
+            if isinstance(exc, OverflowError) and str(exc)
+            else f"its __float__ raised {_one_line(exc)}"
+        )
+        return None, f"returned {_shown(value)} ({why}) for row {row}; return a finite float or None"
     if math.isnan(number):
         return None, None
     if math.isinf(number):
         return None, f"returned {number} for row {row}; a reward must be finite"
     return number, None
+
+
+def _shown(value: Any) -> str:
+    """A returned value as a message shows it: short, and never failing (10**400 for a huge int)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        sign, magnitude = ("-" if value < 0 else ""), abs(value)
+        digits = int((magnitude.bit_length() - 1) * math.log10(2))
+        for k in (digits, digits + 1):
+            if magnitude == 10**k:
+                return f"{sign}10**{k}"
+        return f"an int of about {digits + 1} digits"
+    try:
+        shown = repr(value)
+    except Exception:
+        return f"a {type(value).__name__} object"
+    return shown if len(shown) <= 60 else shown[:57] + "..."
+
+
+def _one_line(exc: BaseException) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def to_scores(result: Any, n: int) -> tuple[list[float | None], list[str | None]]:
@@ -393,8 +421,9 @@ def describe_exception(exc: BaseException, guard: CallGuard) -> str:
     """One line that says what happened and where in the user's code."""
     if isinstance(exc, SystemExit):
         return f"the function tried to exit the process (exit code {exc.code!r}); reward code must return a value"
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if isinstance(exc, MemoryError):
+    text = _one_line(exc)
+    out_of_memory = isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno == errno.ENOMEM)
+    if out_of_memory:
         limit = f" (memory_mb = {guard.memory_mb})" if guard.memory_mb else ""
         text = f"ran out of memory{limit}: {text}"
     else:
@@ -403,4 +432,6 @@ def describe_exception(exc: BaseException, guard: CallGuard) -> str:
     if frames:
         where = frames[-1]
         text += f" (at {os.path.basename(where.filename)}:{where.lineno}, in {where.name})"
+    if out_of_memory and guard.memory_mb:
+        text += "; raise memory_mb for this criterion if it needs more (0 = no limit)"
     return text

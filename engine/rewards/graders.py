@@ -25,7 +25,7 @@ from engine.rewards.judges import Judge, make_backend
 from engine.rewards.params import Params
 from engine.rewards.similarity import METRICS
 from engine.rewards.templates import Template, TemplateError
-from engine.rewards.usercode import DEFAULT_TIMEOUT_S, FunctionSource, UserCode
+from engine.rewards.usercode import DEFAULT_TIMEOUT_S, FunctionSource, UserCode, worker_limits
 
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 COMMON_FIELDS = {"type", "name", "id"}
@@ -61,14 +61,15 @@ class _Builder:
         rubric_dir: Path,
         services: Any,
         timeout_s: float,
-        memory_mb: int | None,
     ):
         self.criterion = criterion
         self.params = params
         self.rubric_dir = rubric_dir
         self.services = services
         self.timeout_s = timeout_s
-        self.code = UserCode(criterion, rubric_dir, memory_mb)
+        self.memory_mb, self.env = worker_limits(params)
+        self.codes: list[UserCode] = []
+        """One per python grader: each runs in a worker of its own, as separate criteria do."""
 
     def error(self, where: str, message: str) -> RubricError:
         return RubricError(f"{where}: {message}", self.criterion)
@@ -139,8 +140,10 @@ class _Builder:
             raise self.error(f"{where}.source", "must be Python source that defines grade(sample, item)")
         fid = where
         source = FunctionSource(self.criterion, self.rubric_dir, None, spec["source"], "grade", where)
-        self.code.add(fid, source, "openai-python")
-        return PythonGrader(self.code, fid, self.timeout_s)
+        code = UserCode(self.criterion, self.rubric_dir, self.memory_mb, self.env)
+        code.add(fid, source, "openai-python")
+        self.codes.append(code)
+        return PythonGrader(code, fid, self.timeout_s)
 
     def _messages(self, spec: dict[str, Any], where: str) -> list[tuple[str, Template]]:
         raw = spec["input"]
@@ -344,15 +347,16 @@ class GraderCriterion(Criterion):
             except ValueError as exc:
                 raise params.error(f"grader_file {path} is not valid JSON: {exc}") from None
         timeout_s = params.number("timeout_s", DEFAULT_TIMEOUT_S, minimum=0.001)
-        memory_mb = params.integer("memory_mb", 0, minimum=0) or None
-        builder = _Builder(name, params, services.rubric_dir, services, timeout_s, memory_mb)
+        builder = _Builder(name, params, services.rubric_dir, services, timeout_s)
         self.grader = builder.build(spec, "grader")
         self.spec = spec
-        self.code = builder.code if builder.code.specs else None
+        self.codes = builder.codes
         self.grader_file = grader_file
 
     def files(self) -> dict[str, str]:
-        found = self.code.snapshot_sources() if self.code is not None else {}
+        found: dict[str, str] = {}
+        for code in self.codes:
+            found.update(code.snapshot_sources())
         if self.grader_file:
             found[self.grader_file] = self.grader_text
         return found
@@ -365,5 +369,5 @@ class GraderCriterion(Criterion):
 
     def close(self) -> None:
         self.grader.close()
-        if self.code is not None:
-            self.code.close()
+        for code in self.codes:
+            code.close()

@@ -11,11 +11,17 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from engine.rewards.secret_env import scrub
+
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
 class JudgeCallError(RuntimeError):
-    pass
+    """A judge request failed. The message never holds a secret: endpoints echo keys in their errors
+    (a 401 body quoting the key it refused), so every message is scrubbed as it is made."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(scrub(message))
 
 
 class JudgeBackend:

@@ -25,6 +25,7 @@ from engine.rewards.context import ScoringContext
 from engine.rewards.criteria import Criterion, CriterionResult
 from engine.rewards.judge_backends import HttpBackend, JudgeBackend, LocalBackend
 from engine.rewards.params import Params
+from engine.rewards.secret_env import declare, scrub
 from engine.rewards.templates import Template, TemplateError
 
 DEFAULT_PROMPT = """You are an impartial judge. Grade the response to the prompt below.{{instructions}}
@@ -197,8 +198,10 @@ class Judge:
                     answers.append((i, key, exc))
             for i, key, answer in answers:
                 if isinstance(answer, BaseException):
-                    errors[i] = f"the judge could not be asked: {answer}"
+                    errors[i] = scrub(f"the judge could not be asked: {answer}")
                     continue
+                # Scrubbed before the cache stores it: a judge may quote a key that reached its prompt.
+                answer = scrub(answer)
                 explanations[i] = answer.strip()[:EXPLANATION_CHARS]
                 values[i], errors[i] = self.read(answer)
                 if values[i] is not None and self.cache is not None:
@@ -277,6 +280,7 @@ def make_backend(
         raise params.error(
             f"api_key_env names an environment variable (like OPENAI_API_KEY), not {api_key_env!r}; never put the key itself in the rubric"
         )
+    declare(api_key_env)  # kept from reward workers, scrubbed from every message, whatever its name
     backend = HttpBackend(base_url, model, api_key_env, request_timeout)
     if backend.key_missing():
         raise params.error(

@@ -31,7 +31,8 @@ from engine.rewards.criteria import Criterion, CriterionResult
 from engine.rewards.errors import RubricError
 from engine.rewards.expr import ExprError, Expression
 from engine.rewards.params import Params, check
-from engine.rewards.usercode import PythonCriterion, UserCode
+from engine.rewards.secret_env import scrub_scored
+from engine.rewards.usercode import PythonCriterion, user_codes
 
 
 class Services:
@@ -136,7 +137,7 @@ def rubric_from_text(
             except ExprError as exc:
                 raise RubricError(f"total: bad expression {exc}") from None
         # Start every worker first, then wait: they import side by side.
-        codes = [c for c in (getattr(c, "code", None) for c in criteria) if isinstance(c, UserCode)]
+        codes = [code for criterion in criteria for code in user_codes(criterion)]
         for code in codes:
             code.start()
         for code in codes:
@@ -208,7 +209,7 @@ class Rubric:
         for r in results.values():
             scored.logged_metrics.update(r.metrics)
             scored.logged_columns.update(r.columns)
-        return scored
+        return scrub_scored(scored)  # no secret value is stored or printed
 
     def _totals(self, results: dict[str, CriterionResult], n: int) -> tuple[list[float], list[str | None]]:
         errors: list[str | None] = [None] * n

@@ -1,8 +1,11 @@
 """Criteria that run the user's own Python: `kind = "python"` (any convention in REWARD_CONVENTIONS.md)
-and the python graders inside an `openai_grader`. The code runs in a RewardWorker, never in the engine."""
+and the python graders inside an `openai_grader`. The code runs in a RewardWorker, never in the engine:
+one worker per python criterion and per python grader, so that no user code shares an interpreter with
+another (a function that patches `re.search` breaks only itself)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,9 +16,22 @@ from engine.rewards.conventions import STYLES
 from engine.rewards.criteria import Criterion, CriterionResult
 from engine.rewards.errors import RubricError
 from engine.rewards.params import Params
-from engine.rewards.workers import LOAD_TIMEOUT_S, PendingCall, RewardWorker, WorkerFailure, WorkerStartError
+from engine.rewards.secret_env import declare
+from engine.rewards.worker_protocol import FunctionSpec
+from engine.rewards.workers import (
+    LOAD_TIMEOUT_S,
+    Outcome,
+    PendingCall,
+    RewardWorker,
+    WorkerFailure,
+    WorkerStartError,
+)
 
 DEFAULT_TIMEOUT_S = 30.0
+DEFAULT_MEMORY_MB = 4096
+"""Each worker's memory limit unless a criterion sets memory_mb (0 = none): a runaway allocation fails
+at once with a message, instead of swapping the machine until the timeout."""
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
 class FunctionSource:
@@ -79,15 +95,8 @@ class FunctionSource:
             self.function = function
             self.is_file = False
 
-    def spec(self, style: str | None) -> dict[str, Any]:
-        return {
-            "filename": self.filename,
-            "code": self.code,
-            "display": self.display,
-            "function": self.function,
-            "style": style,
-            "is_file": self.is_file,
-        }
+    def spec(self, style: str | None) -> FunctionSpec:
+        return FunctionSpec(self.filename, self.code, self.display, self.function, style, self.is_file)
 
 
 def parse_style(params: Params, key: str = "style") -> str | None:
@@ -100,8 +109,15 @@ def parse_style(params: Params, key: str = "style") -> str | None:
     return style
 
 
-# (values, errors, logged metrics, logged columns) for every row of a batch
-Outcome = tuple[list[float | None], list[str | None], dict[str, float], dict[str, list[Any]]]
+def worker_limits(params: Params) -> tuple[int | None, list[str]]:
+    """A user-code criterion's memory_mb (None: no limit) and the secret variables its code may see."""
+    memory_mb = params.integer("memory_mb", DEFAULT_MEMORY_MB, minimum=0) or None
+    env = params.texts("env", [])
+    for name in env:
+        if not ENV_NAME.match(name):
+            raise params.error(f"'env' lists environment variable names (like MY_API_KEY), not {name!r}")
+    declare(env)  # listed or not, their values are secrets: scrubbed from every message
+    return memory_mb, env
 
 
 def _failed(n: int, message: str) -> Callable[[], Outcome]:
@@ -109,13 +125,16 @@ def _failed(n: int, message: str) -> Callable[[], Outcome]:
 
 
 class UserCode:
-    """The functions of one criterion and the worker that runs them."""
+    """The user's functions that share one worker: one python criterion's, or one python grader's."""
 
-    def __init__(self, criterion: str, rubric_dir: Path, memory_mb: int | None) -> None:
+    def __init__(
+        self, criterion: str, rubric_dir: Path, memory_mb: int | None, env: list[str] | None = None
+    ) -> None:
         self.criterion = criterion
         self.rubric_dir = rubric_dir
         self.memory_mb = memory_mb
-        self.specs: dict[str, dict[str, Any]] = {}
+        self.env = list(env or [])
+        self.specs: dict[str, FunctionSpec] = {}
         self.sources: list[FunctionSource] = []
         self.worker: RewardWorker | None = None
         self.infos: dict[str, dict[str, Any]] = {}
@@ -126,7 +145,9 @@ class UserCode:
         return fid
 
     def start(self) -> None:
-        self.worker = RewardWorker(self.criterion, self.specs, str(self.rubric_dir.resolve()), self.memory_mb)
+        self.worker = RewardWorker(
+            self.criterion, self.specs, str(self.rubric_dir.resolve()), self.memory_mb, self.env
+        )
         self.worker.start()
 
     def wait_loaded(self) -> None:
@@ -140,9 +161,8 @@ class UserCode:
             raise RubricError(f"importing its code failed: {detail}", self.criterion) from None
         except OSError as exc:
             raise RubricError(f"cannot start a reward worker: {exc}", self.criterion) from None
-        for info in infos.values():
-            if "error" in info:
-                raise RubricError(info["error"], self.criterion)
+        for error in self.worker.load_errors.values():
+            raise RubricError(error, self.criterion)
         self.infos = infos
 
     def snapshot_sources(self) -> dict[str, str]:
@@ -200,9 +220,13 @@ class PythonCriterion(Criterion):
         )
         self.style = parse_style(params)
         self.timeout_s = params.number("timeout_s", DEFAULT_TIMEOUT_S, minimum=0.001)
-        memory_mb = params.integer("memory_mb", 0, minimum=0) or None
-        self.code = UserCode(name, rubric_dir, memory_mb)
+        memory_mb, env = worker_limits(params)
+        self.code = UserCode(name, rubric_dir, memory_mb, env)
         self.fid = self.code.add("fn", source, self.style)
+
+    @property
+    def codes(self) -> list[UserCode]:
+        return [self.code]
 
     @property
     def info(self) -> dict[str, Any]:
@@ -237,3 +261,8 @@ class PythonCriterion(Criterion):
 
     def close(self) -> None:
         self.code.close()
+
+
+def user_codes(criterion: Criterion) -> list[UserCode]:
+    """The worker owners a criterion holds (`codes`): the rubric starts them all side by side."""
+    return [c for c in getattr(criterion, "codes", ()) if isinstance(c, UserCode)]

@@ -26,6 +26,7 @@ name = "heavy"
 kind = "python"
 source = "worker_probe.py:heavy_modules"
 weight = 0.0
+memory_mb = 0
 [[criteria]]
 name = "version"
 kind = "python"
@@ -116,8 +117,9 @@ def test_snapshot_includes_modules_the_code_imports_from_beside_the_rubric(rubri
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="memory_mb is enforced on Linux")
 def test_memory_limit_is_enforced_where_the_os_can(rubric):
     rubric.score(batch())
-    assert rubric.criterion("version").code.worker.memory_limit_enforced
-    assert not rubric.criterion("pid").code.worker.memory_limit_enforced
+    assert rubric.criterion("version").code.worker.memory_limit == "RLIMIT_DATA 1024 MB"
+    assert rubric.criterion("pid").code.worker.memory_limit == "RLIMIT_DATA 4096 MB"  # the default
+    assert not rubric.criterion("heavy").code.worker.memory_limit_enforced  # memory_mb = 0: none
 
 
 def test_close_stops_every_worker(folder):
