@@ -71,6 +71,8 @@ def open_workspace(db: str, create: bool = True) -> Workspace | None:
 def stored_config(run: dict[str, Any]) -> RunConfig:
     data = json.loads(run["config"])
     base_dir = data.pop("base_dir", "")
+    # an optional section the config did not have is recorded as null (e.g. "environment": null)
+    data = {key: value for key, value in data.items() if value is not None}
     return config_from_dict(data, base_dir=base_dir)
 
 

@@ -260,6 +260,8 @@ def integrity_problem(conn: sqlite3.Connection) -> str | None:
     try:
         rows = conn.execute("PRAGMA quick_check(3)").fetchall()
     except sqlite3.DatabaseError as exc:
+        if "file is not a database" in str(exc):
+            raise  # not SQLite at all (or its header is gone): the caller says "not a workspace"
         return str(exc)
     if [tuple(r) for r in rows] == [("ok",)]:
         return None

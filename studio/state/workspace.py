@@ -28,6 +28,13 @@ class WorkspaceError(RuntimeError):
     """The workspace cannot be opened; the message says why and what to do."""
 
 
+def _small(path: str, limit: int = 64 * 1024 * 1024) -> bool:
+    try:
+        return os.path.getsize(path) <= limit
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class RunRow:
     id: int
@@ -90,12 +97,19 @@ class WorkspaceDB:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             writer = schema.connect(self.path)
             try:
+                # quick_check reads every page (~0.9 s per 250 MB): on the GUI thread only for files
+                # up to 64 MB; a damaged page in a bigger file is reported when a query meets it.
+                problem = schema.integrity_problem(writer) if exists and _small(self.path) else None
+                if problem is not None:
+                    raise WorkspaceError(schema.damaged_message(self.path, problem))
                 schema.migrate(writer)
             finally:
                 writer.close()
             self.conn = schema.connect(self.path, readonly=True)
             self.conn.execute("SELECT count(*) FROM runs").fetchone()
         except (sqlite3.DatabaseError, OSError) as exc:
+            if schema.is_damage_error(exc) and "file is not a database" not in str(exc):
+                raise WorkspaceError(schema.damaged_message(self.path, exc)) from None
             raise WorkspaceError(
                 f"{self.path} is not an RL Studio workspace or cannot be opened ({exc}). "
                 "Open another file, or create a new workspace with File > New Workspace."
