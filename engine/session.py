@@ -22,6 +22,7 @@ from engine import control
 from engine.contract.config import RunConfig
 from engine.contract.paths import run_dir
 from engine.data import prompt_text, read_jsonl
+from engine.monitor import Monitor, for_session
 from engine.recorder import Recorder
 from engine.rewards.api import RewardBatch, ScoredBatch
 from engine.store import GroupRecord, RolloutRecord, Workspace, with_trajectory
@@ -73,6 +74,12 @@ class RunSession:
     recorder: Recorder = field(default_factory=Recorder)
     _step_times: list[float] = field(default_factory=list)
     _step_began: float = 0.0
+    monitor: Monitor | None = None
+    """The training-time detectors (engine/monitor.py), fed on the recorder thread after each write."""
+
+    def __post_init__(self) -> None:
+        if self.monitor is None:
+            self.monitor = for_session(self)
 
     @property
     def files(self) -> Path:
@@ -164,6 +171,8 @@ class RunSession:
     def _write_rollouts(self, step: int, groups: list[GroupRecord]) -> None:  # on the recorder thread
         up_to = self.workspace.write_rollouts(self.run_id, step, groups)
         control.emit("rollouts_written", run_id=self.run_id, up_to_id=up_to, step=step)
+        if self.monitor is not None:
+            self.monitor.rollouts_written(step, groups, up_to)
 
     def record_metrics(self, step: int, values: dict[str, Any]) -> None:
         self.recorder.submit(self._write_metrics, step, values)
@@ -171,6 +180,8 @@ class RunSession:
     def _write_metrics(self, step: int, values: dict[str, Any]) -> None:  # on the recorder thread
         if self.workspace.write_metrics(self.run_id, step, values):
             control.emit("metrics_written", run_id=self.run_id, step=step)
+            if self.monitor is not None:
+                self.monitor.metrics_written(step, values)
 
     # ---- progress -------------------------------------------------------------------------------
     def step_began(self) -> None:

@@ -346,6 +346,91 @@ class EnvironmentConfig:
     )
 
 
+MONITOR_ACTIONS = ("warn", "pause")
+
+
+@dataclass
+class MonitorConfig:
+    """Tripwires during training (engine/monitor.py, docs/monitor.md): detectors of reward hacking and
+    unhealthy training, evaluated at every step from what the run records. The defaults never fire on
+    the honest demo run."""
+
+    enabled: bool = _help("Evaluate the detectors at every step.", default=True)
+    action: str = _help(
+        "What an alert does besides being recorded and shown: warn (nothing more) or pause (pause the run; "
+        "resume it from the studio or with the resume command).",
+        default="warn",
+    )
+    correctness: str = _help(
+        "The criterion that says whether an answer is right, for the held-out divergence and criterion "
+        "dominance detectors. Empty = [eval] correctness, else the first criterion named like correct, "
+        "accuracy, exact_match, success or pass.",
+        default="",
+    )
+    baseline_steps: int = _help(
+        "The first steps of the run whose means are the early-run baselines (length, truncation, cheat "
+        "shapes, entropy, criteria).",
+        default=10,
+    )
+    window: int = _help("Recent steps averaged before a value is compared with its baseline.", default=10)
+    divergence_evals: int = _help(
+        "Proxy vs held-out: consecutive held-out evaluations over which the training reward rises while "
+        "the held-out score stays flat or falls.",
+        default=3,
+    )
+    divergence_rise: float = _help(
+        "Proxy vs held-out: how much the mean training reward must rise across those evaluations.",
+        default=0.1,
+    )
+    divergence_tolerance: float = _help(
+        "Proxy vs held-out: a held-out change from one evaluation to the next at most this big counts as flat.",
+        default=0.02,
+    )
+    length_ratio: float = _help(
+        "Length drift: mean completion length at least this many times its early-run baseline (with reward "
+        "correlating with length inside groups, see length_correlation).",
+        default=2.0,
+    )
+    length_correlation: float = _help(
+        "Length drift: how much reward must correlate with completion length inside groups (the mean "
+        "Pearson r of the recent steps' groups) for a long drift to count.",
+        default=0.5,
+    )
+    dominance_rise: float = _help(
+        "Criterion dominance: how much the total reward must rise over its baseline.", default=0.1
+    )
+    dominance_share: float = _help(
+        "Criterion dominance: the share of that rise one criterion (weight x change) must account for.",
+        default=0.8,
+    )
+    dominance_fall: float = _help(
+        "Criterion dominance: how much the weighted correctness criterion must fall meanwhile.", default=0.05
+    )
+    entropy_ratio: float = _help(
+        "Entropy collapse: policy entropy at most this fraction of its early-run baseline.", default=0.05
+    )
+    kl_spike: float = _help(
+        "KL spike: KL at a step at least this many times its rolling mean over the previous kl_window steps.",
+        default=5.0,
+    )
+    kl_window: int = _help("KL spike: steps in the rolling mean.", default=10)
+    kl_min: float = _help(
+        "KL spike: a KL below this never counts as a spike (tiny KLs jump by large factors).", default=0.05
+    )
+    truncation_rise: float = _help(
+        "Truncation: rise of the fraction of completions cut off at max_completion_length over its baseline.",
+        default=0.3,
+    )
+    cheat_rise: float = _help(
+        "Cheat shapes: rise of the fraction of rollouts shaped like a red-team cheat (echoed prompt, stuffed "
+        "answers, format only, padding, repetition, empty, judge injection) over its baseline.",
+        default=0.25,
+    )
+    cooldown_steps: int = _help(
+        "After an alert, the same detector stays quiet for this many steps.", default=50
+    )
+
+
 @dataclass
 class RunConfig:
     algorithm: str = _help("grpo or ppo.", default="grpo")
@@ -356,6 +441,7 @@ class RunConfig:
     lora: LoraSettings = field(default_factory=LoraSettings)
     training: TrainingConfig = field(default_factory=TrainingConfig)
     generation: GenerationConfig = field(default_factory=GenerationConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     environment: EnvironmentConfig | None = field(
         default=None,
@@ -410,6 +496,7 @@ SECTIONS: dict[str, type] = {
     "lora": LoraSettings,
     "training": TrainingConfig,
     "generation": GenerationConfig,
+    "monitor": MonitorConfig,
     "eval": EvalConfig,
 }
 
@@ -601,6 +688,7 @@ def validate(cfg: RunConfig) -> None:
         _validate_environment(cfg.environment)
     _validate_models_and_prompts(cfg)
     _validate_eval_and_sampling(cfg)
+    _validate_monitor(cfg.monitor)
 
 
 def _validate_eval_and_sampling(cfg: RunConfig) -> None:
@@ -626,6 +714,37 @@ def _validate_eval_and_sampling(cfg: RunConfig) -> None:
             f"[data] sampling = {d.sampling!r} / skip_zero_variance are GRPO's (its sampler picks the prompts); "
             f'{cfg.algorithm} draws prompts uniformly. Set sampling = "uniform" and skip_zero_variance = false.'
         )
+
+
+def _validate_monitor(m: MonitorConfig) -> None:
+    if m.action not in MONITOR_ACTIONS:
+        raise ConfigError(
+            f"[monitor] action must be warn or pause, got {m.action!r}. {field_help('monitor', 'action')}"
+        )
+    for key in ("baseline_steps", "window", "kl_window", "divergence_evals"):
+        if getattr(m, key) < (2 if key == "divergence_evals" else 1):
+            raise ConfigError(
+                f"[monitor] {key} must be at least {2 if key == 'divergence_evals' else 1}, got {getattr(m, key)}. "
+                f"{field_help('monitor', key)}"
+            )
+    if m.cooldown_steps < 0:
+        raise ConfigError(f"[monitor] cooldown_steps must be 0 or more, got {m.cooldown_steps}.")
+    for key in ("divergence_rise", "divergence_tolerance", "dominance_rise", "dominance_fall", "kl_min"):
+        if getattr(m, key) < 0:
+            raise ConfigError(
+                f"[monitor] {key} must be 0 or more, got {getattr(m, key)}. {field_help('monitor', key)}"
+            )
+    for key in ("length_correlation", "dominance_share", "entropy_ratio", "truncation_rise", "cheat_rise"):
+        if not 0 < getattr(m, key) <= 1:
+            raise ConfigError(
+                f"[monitor] {key} must be in (0, 1], got {getattr(m, key)}. {field_help('monitor', key)}"
+            )
+    for key in ("length_ratio", "kl_spike"):
+        if not getattr(m, key) > 1:
+            raise ConfigError(
+                f"[monitor] {key} must be above 1, got {getattr(m, key)}. {field_help('monitor', key)}"
+            )
+
 
 
 def _choice(section: str, key: str, value: str, allowed: tuple[str, ...]) -> None:

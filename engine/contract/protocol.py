@@ -152,6 +152,20 @@ class CheckpointSaved(Event):
 
 
 @dataclass(frozen=True, kw_only=True)
+class AlertRaised(Event):
+    """A training-time detector tripped (engine/monitor.py); the alert is row ``alert_id`` of ``alerts``,
+    with its evidence. ``kind`` is one of engine.monitor.KINDS, ``severity`` warning or critical."""
+
+    type = "alert"
+    run_id: int
+    alert_id: int
+    step: int
+    kind: str
+    severity: Literal["warning", "critical"]
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
 class ErrorReported(Event):
     """The engine failed: ``kind`` "input" is the user's to fix (the message says how), "bug" is ours.
     ``run_id`` is None when it failed before it could create a run."""

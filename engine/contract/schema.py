@@ -22,6 +22,8 @@ scores      a view: (rollout_id, criterion, value, error, explanation), a row pe
 evaluations held-out samples scored at a step.
 checkpoints complete = 1 only after every file was written (write, then mark).
 events      everything the engine announced, so a late reader can replay a run's history.
+alerts      what the training-time monitor raised: step, kind, severity, message, evidence (JSON: the
+            numbers that tripped it, example rollout ids) and whether the user acknowledged it.
 """
 
 from __future__ import annotations
@@ -225,6 +227,22 @@ MIGRATIONS: list[str] = [
     ALTER TABLE rollouts ADD COLUMN ended TEXT;
     ALTER TABLE evaluations ADD COLUMN trajectory TEXT;
     CREATE INDEX rollouts_ended ON rollouts(run_id, ended, step) WHERE ended IS NOT NULL;
+    """,
+    # 5: training-time alerts (engine/monitor.py, engine/alerts_store.py). ``evidence`` is JSON: the numbers
+    # that tripped the detector and example rollout ids; the studio and `alerts ack` set ``acknowledged``.
+    """
+    CREATE TABLE alerts (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        run_id INTEGER NOT NULL REFERENCES runs(id),
+        step INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        message TEXT NOT NULL,
+        evidence TEXT NOT NULL,
+        acknowledged INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX alerts_run_step ON alerts(run_id, step);
     """,
 ]
 
