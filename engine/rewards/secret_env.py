@@ -33,16 +33,24 @@ _lock = threading.Lock()
 _cache: tuple[tuple[tuple[str, str], ...], re.Pattern[str] | None, dict[str, str]] = ((), None, {})
 
 
+_verdicts: dict[str, bool] = {}
+
+
 def declare(names: str | list[str] | None) -> None:
     """Name environment variables that hold secrets whatever they are called (api_key_env, env)."""
     if not names:
         return
     with _lock:
         _declared.update([names] if isinstance(names, str) else names)
+        _verdicts.clear()
 
 
 def is_secret_name(name: str) -> bool:
-    return name in _declared or (name not in NOT_SECRET and SECRET_NAME.search(name) is not None)
+    verdict = _verdicts.get(name)
+    if verdict is None:
+        verdict = name in _declared or (name not in NOT_SECRET and SECRET_NAME.search(name) is not None)
+        _verdicts[name] = verdict
+    return verdict
 
 
 def worker_environment(environ: Mapping[str, str], allowed: list[str]) -> dict[str, str]:
@@ -85,6 +93,10 @@ def scrub(text: str) -> str:
 
 def scrub_scored(scored: ScoredBatch) -> ScoredBatch:
     """Scrub a batch's errors, explanations and logged text columns in place; returns it."""
+    fields = [*scored.errors.values(), *scored.explanations.values(), scored.total_errors]
+    fields += scored.logged_columns.values()
+    if not any(isinstance(x, str) for items in fields for x in items):
+        return scored  # the common batch: no message at all, nothing to look at the environment for
     pattern, names = _pattern()
     if pattern is None:
         return scored

@@ -365,8 +365,10 @@ class _FatalReply(Exception):
 def _kill_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL the worker's process group (the worker and what it started); just the worker where
     there are no process groups. Call before reaping the worker, so the group id is still its own."""
-    if proc.returncode is not None:
-        return
+    if proc.returncode is not None and hasattr(os, "waitid"):
+        return  # reaped, so its group was killed first (see _exited); the id may be another's by now
+    # Without waitid (macOS) the worker may have been reaped by poll() already: its group id stays
+    # reserved while any of its processes lives, and it is those we are after.
     if hasattr(os, "killpg"):
         with contextlib.suppress(OSError):
             os.killpg(proc.pid, signal.SIGKILL)
@@ -446,7 +448,10 @@ class PendingCall:
                     self.errors[r] = f"the reward worker {problem}; the worker was replaced"
                 break
             for r, value, error in zip(self.rows, reply.values, reply.errors, strict=True):
-                self.values[r], self.errors[r] = checked_value(value, error, r)
+                if type(value) is float and -math.inf < value < math.inf and error is None:
+                    self.values[r], self.errors[r] = value, None  # the common case, checked inline
+                else:
+                    self.values[r], self.errors[r] = checked_value(value, error, r)
             metrics.update((k, v) for k, v in reply.metrics.items() if type(v) is float and math.isfinite(v))
             columns.update(reply.columns)
             break
