@@ -1,4 +1,9 @@
-"""Loading the base model and tokenizer, and choosing the device, with messages a user can act on."""
+"""Loading the base model and tokenizer, and choosing the device, with messages a user can act on.
+
+`[model] path` is one of three forms (docs/models.md): a local model folder, a `.gguf` file (transformers
+dequantises it; the tokenizer comes from the same file), or a Hugging Face hub id that is already in the
+local cache (runs never download: `local_files_only`). `load_in_4bit` loads the base in NF4 (QLoRA).
+"""
 
 from __future__ import annotations
 
@@ -39,6 +44,17 @@ def plan_device(cfg: RunConfig) -> DevicePlan:
         )
     if device == "mps" and not torch.backends.mps.is_available():
         raise ConfigError('[training] device = "mps" but Apple MPS is not available. Use "auto" or "cpu".')
+    if cfg.model.load_in_4bit:
+        if device != "cuda":
+            raise ConfigError(
+                f"[model] load_in_4bit = true needs a CUDA GPU (bitsandbytes' 4-bit kernels); this machine "
+                f"trains on {device}. Set load_in_4bit = false: on CPU the model loads in float32."
+            )
+        if importlib.util.find_spec("bitsandbytes") is None:
+            raise ConfigError(
+                "[model] load_in_4bit = true but bitsandbytes is not installed. Install it (pip install "
+                "bitsandbytes), or set load_in_4bit = false."
+            )
     dtype = cfg.model.dtype
     if dtype == "auto":
         dtype = "bfloat16" if device == "cuda" and torch.cuda.is_bf16_supported() else "float32"
@@ -58,7 +74,87 @@ def plan_device(cfg: RunConfig) -> DevicePlan:
     return DevicePlan(device, dtype)
 
 
+@dataclass(frozen=True)
+class ModelSource:
+    """Where `[model] path` points, as from_pretrained takes it."""
+
+    location: str
+    """A model folder, the folder of a .gguf file, or a hub id."""
+    gguf_file: str | None = None
+    hub: bool = False
+
+    def kwargs(self) -> dict[str, Any]:
+        """from_pretrained's arguments besides the location."""
+        if self.gguf_file:
+            return {"gguf_file": self.gguf_file}
+        return {"local_files_only": True} if self.hub else {}
+
+    def __str__(self) -> str:
+        return str(Path(self.location) / self.gguf_file) if self.gguf_file else self.location
+
+
+def hub_cache_dir() -> str:
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    return str(HF_HUB_CACHE)
+
+
+def model_source(cfg: RunConfig) -> ModelSource:
+    """Where the model is, checked: the file, the folder, or the cached hub snapshot exists."""
+    if cfg.model.path.lower().endswith(".gguf"):
+        p = cfg.resolve(cfg.model.path)
+        if not p.is_file():
+            raise ConfigError(
+                f"[model] path {p} does not exist. Point it at a .gguf file, a model folder (with "
+                "config.json), or a hub id in the local cache."
+            )
+        if importlib.util.find_spec("gguf") is None:
+            raise ConfigError(
+                "[model] path is a .gguf file, and reading one needs the gguf package: pip install gguf."
+            )
+        return ModelSource(str(p.parent), p.name)
+    if cfg.model_is_local():
+        return ModelSource(_check_model_source(cfg))
+    from huggingface_hub import try_to_load_from_cache
+
+    repo = cfg.model.path
+    cached = try_to_load_from_cache(repo, "config.json")
+    if not isinstance(cached, str):
+        raise ConfigError(
+            f"[model] path {repo!r} is a Hugging Face hub id that is not in the local cache ({hub_cache_dir()}), "
+            "and runs never download. Download it once where there is internet (huggingface-cli download "
+            f"{repo}), copy the cache folder here, or point [model] path at a local folder or .gguf file."
+        )
+    return ModelSource(repo, hub=True)
+
+
+def model_config_dict(cfg: RunConfig) -> dict[str, Any]:
+    """The model's config.json as a dict, without loading weights (a .gguf file: from its metadata)."""
+    import json
+
+    source = model_source(cfg)
+    if source.gguf_file:
+        from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
+
+        return dict(load_gguf_checkpoint(str(source), return_tensors=False)["config"])
+    if source.hub:
+        from huggingface_hub import try_to_load_from_cache
+
+        path = try_to_load_from_cache(source.location, "config.json")
+        return dict(json.loads(Path(str(path)).read_text(encoding="utf-8")))
+    return dict(json.loads((Path(source.location) / "config.json").read_text(encoding="utf-8")))
+
+
+def estimate_for(cfg: RunConfig, dtype: str) -> Any:
+    """engine.contract.memory's estimate for this run's model and settings (`dtype`: the weights')."""
+    from engine.contract.memory import estimate_for_run
+
+    return estimate_for_run(model_config_dict(cfg), cfg, dtype)
+
+
 def _check_model_source(cfg: RunConfig) -> str:
+    if cfg.model.path.lower().endswith(".gguf") or not cfg.model_is_local():
+        return str(model_source(cfg))
     source = cfg.resolved_model()
     if cfg.model_is_local():
         p = Path(source)
@@ -77,16 +173,16 @@ def _check_model_source(cfg: RunConfig) -> str:
 def load_tokenizer(cfg: RunConfig) -> Any:
     from transformers import AutoTokenizer
 
-    source = _check_model_source(cfg)
+    from engine.prompts import check_template
+
+    source = model_source(cfg)
     try:
-        tok = AutoTokenizer.from_pretrained(source)
-    except OSError as exc:
-        raise ConfigError(
-            f"Could not load the tokenizer of [model] path {source!r}: {exc}. On a machine without internet, "
-            "use a local directory."
-        ) from None
+        tok = AutoTokenizer.from_pretrained(source.location, **source.kwargs())
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Could not load the tokenizer of [model] path {str(source)!r}: {exc}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    check_template(cfg.data, tok, str(source))
     return tok
 
 
@@ -94,14 +190,31 @@ def load_model(cfg: RunConfig, plan: DevicePlan) -> Any:
     import torch
     from transformers import AutoModelForCausalLM
 
-    source = _check_model_source(cfg)
+    source = model_source(cfg)
+    kwargs = source.kwargs()
+    if cfg.model.load_in_4bit:  # QLoRA: NF4 base weights, bf16 compute (plan_device checked CUDA and bnb)
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type="nf4",
+            bnb_4bit_compute_dtype=torch.bfloat16,
+            bnb_4bit_use_double_quant=True,
+        )
+        kwargs["device_map"] = {"": torch.cuda.current_device()}
     try:
-        model = AutoModelForCausalLM.from_pretrained(source, dtype=getattr(torch, plan.dtype_name))
-    except OSError as exc:
-        raise ConfigError(
-            f"Could not load the model at [model] path {source!r}: {exc}. On a machine without internet, "
-            "use a local directory."
-        ) from None
+        model = AutoModelForCausalLM.from_pretrained(
+            source.location, dtype=getattr(torch, plan.dtype_name), **kwargs
+        )
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f"Could not load the model at [model] path {str(source)!r}: {exc}") from None
+    if cfg.model.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        # fp32 norms and head, input gradients on: what LoRA on a frozen 4-bit base needs to train stably
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=cfg.training.gradient_checkpointing
+        )
     check_lora_targets(cfg, model)
     return model
 
