@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.contract.config import RunConfig
+from engine.contract.config import DataConfig, RunConfig
+from engine.prompts import model_prompt, prompt_ids, rendered_text
 from engine.rewards.shapes import shape_completions
 
 
@@ -17,6 +18,10 @@ class Generated:
     conversational: bool
     prompts: list[Any] = field(default_factory=list)
     """The prompts the texts answer, one per text: what shapes the completions for the rubric."""
+    prompt_ids: list[list[int]] = field(default_factory=list)
+    """The token ids each completion was generated from (the rendered prompt's, engine.prompts)."""
+    rendered: list[str] = field(default_factory=list)
+    """The exact text of each prompt as the model saw it (chat template applied)."""
 
     @property
     def completions_for_rubric(self) -> list[Any]:
@@ -25,18 +30,10 @@ class Generated:
         return shape_completions(prompts, self.texts)
 
 
-def encode_prompts(tokenizer: Any, prompts: list[Any]) -> list[list[int]]:
-    """Token ids of each prompt exactly as TRL's GRPOTrainer builds them."""
-    if prompts and isinstance(prompts[0], list):
-        return [
-            list(
-                tokenizer.apply_chat_template(p, add_generation_prompt=True, tokenize=True, return_dict=True)[
-                    "input_ids"
-                ]
-            )
-            for p in prompts
-        ]
-    return [list(ids) for ids in tokenizer(text=prompts)["input_ids"]]
+def encode_prompts(tokenizer: Any, prompts: list[Any], data: DataConfig) -> list[list[int]]:
+    """Token ids of each dataset prompt as the model sees it (engine.prompts: chat template, system
+    prompt), exactly as TRL's GRPOTrainer builds them."""
+    return [prompt_ids(model_prompt(p, data, tokenizer), data, tokenizer) for p in prompts]
 
 
 def generate(
@@ -54,13 +51,18 @@ def generate(
     texts: list[str] = []
     ids_out: list[list[int]] = []
     truncated: list[bool] = []
+    all_ids: list[list[int]] = []
+    rendered: list[str] = []
     was_training = model.training
     model.eval()
     devices = [torch.cuda.current_device()] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(seed)
         for start in range(0, len(prompts), batch_size):
-            encoded = encode_prompts(tokenizer, prompts[start : start + batch_size])
+            inputs = [model_prompt(p, cfg.data, tokenizer) for p in prompts[start : start + batch_size]]
+            encoded = [prompt_ids(x, cfg.data, tokenizer) for x in inputs]
+            all_ids.extend(encoded)
+            rendered.extend(rendered_text(x, cfg.data, tokenizer) for x in inputs)
             width = max(len(x) for x in encoded)
             input_ids = torch.full((len(encoded), width), pad_id, dtype=torch.long)
             attention = torch.zeros((len(encoded), width), dtype=torch.long)
@@ -73,7 +75,9 @@ def generate(
                 do_sample=True,
                 temperature=t.temperature,
                 top_p=t.top_p,
-                top_k=0,
+                top_k=t.top_k,
+                min_p=t.min_p or None,
+                repetition_penalty=t.repetition_penalty,
                 max_new_tokens=t.max_completion_length,
                 pad_token_id=pad_id,
                 eos_token_id=eos_id,
@@ -90,4 +94,4 @@ def generate(
                 texts.append(tokenizer.decode(seq, skip_special_tokens=True))
     if was_training:
         model.train()
-    return Generated(texts, ids_out, truncated, conversational, list(prompts))
+    return Generated(texts, ids_out, truncated, conversational, list(prompts), all_ids, rendered)
