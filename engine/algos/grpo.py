@@ -20,7 +20,9 @@ from trl import GRPOConfig, GRPOTrainer
 from engine.algos.trl_compat import GenerationHook
 from engine.envs.metrics import agent_metrics
 from engine.envs.training import environment_factory, episode_columns, turn_tokens
+from engine.memory_use import record_peak_memory
 from engine.modeling import DevicePlan
+from engine.prompts import model_prompt, rendered_text
 from engine.rewards.shapes import shape_completions
 from engine.session import ROW_INDEX, Rollouts, RunSession
 from engine.telemetry import Telemetry
@@ -39,13 +41,30 @@ def grpo_args(session: RunSession, plan: DevicePlan) -> GRPOConfig:
         lr_scheduler_type=t.lr_scheduler,
         warmup_steps=t.warmup_steps,
         per_device_train_batch_size=t.prompts_per_step * t.num_generations,
-        gradient_accumulation_steps=1,
+        gradient_accumulation_steps=t.gradient_accumulation_steps,
         num_generations=t.num_generations,
         max_completion_length=t.max_completion_length,
         temperature=t.temperature,
         top_p=t.top_p,
+        top_k=t.top_k,
+        min_p=t.min_p or None,  # 0 = off; TRL's off is None
+        repetition_penalty=t.repetition_penalty,
         beta=t.beta,
         epsilon=t.epsilon,
+        loss_type=t.loss_type,
+        scale_rewards=t.scale_rewards,
+        num_iterations=t.num_iterations,
+        importance_sampling_level=t.importance_sampling_level,
+        mask_truncated_completions=t.mask_truncated_completions,
+        generation_batch_size=t.generation_batch_size or None,  # 0 = TRL's: one generation per optimizer step
+        top_entropy_quantile=t.top_entropy_quantile,
+        entropy_coef=t.entropy_coef,
+        use_adaptive_entropy=t.use_adaptive_entropy,
+        entropy_coef_min=t.entropy_coef_min,
+        entropy_coef_max=t.entropy_coef_max,
+        entropy_coef_delta=t.entropy_coef_delta,
+        entropy_target=t.entropy_target,
+        chat_template_kwargs=dict(session.cfg.data.chat_template_kwargs) or None,  # TRL renders with these
         max_grad_norm=t.max_grad_norm,
         seed=t.seed,
         data_seed=t.seed,
@@ -94,6 +113,8 @@ def rubric_reward(session: RunSession) -> Any:
         state = kwargs.get("trainer_state")
         columns = {k: v for k, v in kwargs.items() if k not in _TRL_EXTRAS}
         step = (state.global_step + 1) if state is not None else 0
+        if ROW_INDEX in columns and session.cfg.environment is None:  # the dataset's prompt, unwrapped
+            prompts = [session.train_rows[int(i)]["prompt"] for i in columns[ROW_INDEX]]
         completions = shape_completions(prompts, completions)  # TRL's shapes already; the one shaping rule
         scoring, trajectories = columns, None
         environments = kwargs.get("environments")
@@ -126,6 +147,8 @@ class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL privat
     model: Any
     processing_class: Any
     num_generations: int
+    rendered: dict[int, str]
+    """The exact text of each training prompt the model has seen, by row index."""
 
     def before_generation(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self.session_rows(inputs)
@@ -135,9 +158,17 @@ class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL privat
             self._record(output)
 
     def session_rows(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """The dataset rows the sampler picked, as Python read them from the JSONL (see `row_index_dataset`)."""
-        rows, columns = self.session.train_rows, self.row_columns
-        return [{k: rows[item[ROW_INDEX]].get(k) for k in columns} for item in inputs]
+        """The dataset rows the sampler picked, as Python read them from the JSONL (see `row_index_dataset`),
+        each prompt as the model gets it (engine.prompts: a plain prompt wrapped in the chat template); the
+        exact rendered text is kept per row for the rollout records."""
+        rows, columns, data = self.session.train_rows, self.row_columns, self.session.cfg.data
+        picked = [{k: rows[item[ROW_INDEX]].get(k) for k in columns} for item in inputs]
+        if self.session.cfg.environment is None:  # an agent run's prompts are TRL's tool loop's business
+            for row in picked:
+                row["prompt"] = model_prompt(row["prompt"], data, self.processing_class)
+                if row[ROW_INDEX] not in self.rendered:
+                    self.rendered[row[ROW_INDEX]] = rendered_text(row["prompt"], data, self.processing_class)
+        return picked
 
     def _record(self, output: dict[str, Any]) -> None:
         prompts, completions, columns, scored = self.reward_fn.last
@@ -153,8 +184,9 @@ class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL privat
         texts = [c if isinstance(c, str) else str(c[-1].get("content", "")) for c in completions]
         n = len(texts)
         rows = [{k: v[i] for k, v in columns.items()} | {"prompt": prompts[i]} for i in range(n)]
+        seen = [self.rendered.get(row.get(ROW_INDEX)) for row in rows]  # type: ignore[arg-type]
         local = {
-            "prompts": prompts,
+            "prompts": [text if text is not None else p for text, p in zip(seen, prompts, strict=True)],
             "texts": texts,
             "rows": rows,
             "tokens": token_counts,
@@ -226,6 +258,7 @@ def _train(
     trainer.session = session
     trainer.reward_fn = reward_fn
     trainer.row_columns = list(dict.fromkeys(k for row in session.train_rows for k in row))
+    trainer.rendered = {}
     telemetry = Telemetry(session, trainer, tokenizer)
     telemetry.last_saved_step = session.resumed_from_step if resume_from else -1
     trainer.add_callback(telemetry)
@@ -235,6 +268,7 @@ def _train(
         session.evaluate(trainer.model, tokenizer, step=0)  # the baseline every curve is read against
     trainer.train(resume_from_checkpoint=resume_from)
     step = int(trainer.state.global_step)
+    record_peak_memory(session, step, plan)  # memory/peak_gb next to memory/estimate_gb
     if step >= session.cfg.training.max_steps:
         # the trained LoRA adapter, ready to load or merge, and the final evaluation (each exactly once)
         session.finish(trainer.model, tokenizer, step, trainer.save_model)
