@@ -50,7 +50,7 @@ from transformers import get_scheduler
 
 from engine import control
 from engine.algos.grpo import lora_config
-from engine.generation import encode_prompts, generate
+from engine.generation import generate
 from engine.lifecycle import Lifecycle
 from engine.modeling import DevicePlan
 from engine.session import COMPLETE_MARKER, Rollouts, RunSession
@@ -335,7 +335,7 @@ def ppo_step(trainer: Trainer, tokenizer: Any, step: int) -> tuple[dict[str, flo
     prompts = [row["prompt"] for row in rows]
     generated = generate(model, tokenizer, prompts, cfg, seed=t.seed + 100_003 * step + rank + 1)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    tokens = make_tokens(encode_prompts(tokenizer, prompts), generated.completion_ids, pad_id)
+    tokens = make_tokens(generated.prompt_ids, generated.completion_ids, pad_id)
     mask = tokens.mask
     lengths = mask.sum(1).long()
 
@@ -426,6 +426,7 @@ def ppo_step(trainer: Trainer, tokenizer: Any, step: int) -> tuple[dict[str, flo
     local = {
         "rows": rows,
         "texts": generated.texts,
+        "rendered": generated.rendered,  # the prompt as the model saw it (chat template applied)
         "tokens": lengths.tolist(),
         "truncated": generated.truncated,
         "advantages": advantages[:, 0].tolist(),  # the advantage of each completion's first token
@@ -442,7 +443,7 @@ def record(session: RunSession, step: int, stats: dict[str, float], parts: list[
         session.record_rollouts(
             step,
             Rollouts(
-                prompts=[row["prompt"] for row in part["rows"]],
+                prompts=part["rendered"],
                 completions=part["texts"],
                 columns=part["rows"],
                 completion_tokens=part["tokens"],
