@@ -373,11 +373,13 @@ _TRAINER_STATE_FILES = (
 
 def _train(session: Any, resume_from: dict[str, Any] | None) -> int:
     from engine.modeling import load_model, load_tokenizer, plan_device, set_cpu_threads
+    from engine.prompts import refuse_long_prompts
 
     cfg = session.cfg
     plan = plan_device(cfg)
     session.log(f"device {plan.device}, dtype {plan.dtype_name}")
     tokenizer = load_tokenizer(cfg)
+    refuse_long_prompts(cfg, tokenizer, session.train_rows, session.eval_rows)  # [training] max_prompt_length
     model = load_model(cfg, plan)
     threads = set_cpu_threads(cfg, plan, model)
     if threads is not None:
