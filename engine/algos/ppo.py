@@ -162,8 +162,11 @@ def build_model(session: RunSession, base: Any) -> tuple[PeftModel, nn.Linear]:
 
 
 def use_adapter(model: PeftModel, name: str) -> None:
+    """Route forward passes through adapter `name`, and keep both adapters trainable: PEFT's set_adapter
+    freezes the inactive one, and autograd drops the gradient of a parameter frozen between its forward
+    pass and the backward (the value pass's backward runs after the switch back to the policy)."""
     model.set_adapter(name)
-    model.set_requires_grad([POLICY, VALUE], True)  # set_adapter freezes the other adapter; both train
+    model.set_requires_grad([POLICY, VALUE], True)
 
 
 @contextmanager
@@ -203,7 +206,7 @@ def reference_logprobs(model: PeftModel, tokens: Tokens, temperature: float) -> 
         with model.disable_adapter():
             return policy_logprobs(model, tokens, temperature)[0]
     finally:
-        use_adapter(model, POLICY)  # re-enabling the adapters freezes all but the active one
+        use_adapter(model, POLICY)  # re-enabling the adapters froze all but the active one
 
 
 def state_values(model: PeftModel, head: nn.Linear, tokens: Tokens) -> Tensor:

@@ -128,7 +128,7 @@ def test_policy_equals_reference_and_values_are_zero_before_the_first_update() -
     tokenizer = AutoTokenizer.from_pretrained(DEMO_DIR / "model")
     base = AutoModelForCausalLM.from_pretrained(DEMO_DIR / "model")
     model, head = ppo.build_model(demo_session(), base)  # type: ignore[arg-type]
-    prompts = ppo.encode_prompts(tokenizer, ["7+5=", "13-4="])
+    prompts = [tokenizer("7+5=")["input_ids"], tokenizer("13-4=")["input_ids"]]
     completions = [tokenizer("<answer>12</answer>")["input_ids"], tokenizer("9")["input_ids"]]
     tokens = ppo.make_tokens(prompts, completions, pad_id=tokenizer.pad_token_id)
     with torch.no_grad():
@@ -154,4 +154,19 @@ def test_policy_equals_reference_and_values_are_zero_before_the_first_update() -
     # both adapters and the head train; the base does not
     trainable = {n for n, p in model.named_parameters() if p.requires_grad}
     assert trainable and all("lora_" in n for n in trainable)
-    assert any(f".{ppo.VALUE}." in n for n in trainable) and any(f".{ppo.POLICY}." in n for n in trainable)
+    assert {n.split(".")[-2] for n in trainable} == {ppo.POLICY, ppo.VALUE}
+
+
+@requires_demo
+def test_the_value_pass_trains_the_value_adapter_and_head() -> None:
+    from transformers import AutoModelForCausalLM
+
+    torch.set_num_threads(1)
+    base = AutoModelForCausalLM.from_pretrained(DEMO_DIR / "model")
+    model, head = ppo.build_model(demo_session(), base)  # type: ignore[arg-type]
+    tokens = ppo.make_tokens([[5, 6, 7]], [[8, 9, 10]], pad_id=0)
+    with torch.no_grad():
+        head.weight.fill_(0.1)  # from zero, only the head itself would get a gradient
+    ppo.state_values(model, head, tokens).sum().backward()
+    grads = {n.split(".")[-2] for n, p in model.named_parameters() if p.grad is not None and p.grad.any()}
+    assert grads == {ppo.VALUE} and head.weight.grad is not None and head.weight.grad.any()
