@@ -270,6 +270,9 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.envs.commands import register as register_env
 
     register_env(sub)  # env check
+    from engine.model_commands import register as register_models
+
+    register_models(sub)  # data check, model info, export-model
     from engine.monitor_commands import register as register_alerts
 
     register_alerts(sub)  # alerts, alerts ack
