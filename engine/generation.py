@@ -37,10 +37,16 @@ def encode_prompts(tokenizer: Any, prompts: list[Any], data: DataConfig) -> list
 
 
 def generate(
-    model: Any, tokenizer: Any, prompts: list[Any], cfg: RunConfig, seed: int, batch_size: int = 64
+    model: Any,
+    tokenizer: Any,
+    prompts: list[Any],
+    cfg: RunConfig,
+    seed: int,
+    batch_size: int = 64,
+    greedy: bool = False,
 ) -> Generated:
     """Sample one completion per prompt with the run's temperature and top_p, seeded, without disturbing
-    the training RNG streams."""
+    the training RNG streams; `greedy` decodes the most likely tokens instead (greedy pass@1)."""
     import torch
 
     t = cfg.training
@@ -56,6 +62,14 @@ def generate(
     was_training = model.training
     model.eval()
     devices = [torch.cuda.current_device()] if device.type == "cuda" else []
+    sampling = {
+        "temperature": t.temperature,
+        "top_p": t.top_p,
+        "top_k": t.top_k,
+        "min_p": t.min_p or None,
+        "repetition_penalty": t.repetition_penalty,
+    }
+    sampling = sampling if not greedy else {}
     with torch.random.fork_rng(devices=devices), torch.no_grad():
         torch.manual_seed(seed)
         for start in range(0, len(prompts), batch_size):
@@ -72,12 +86,8 @@ def generate(
             out = model.generate(
                 input_ids=input_ids.to(device),
                 attention_mask=attention.to(device),
-                do_sample=True,
-                temperature=t.temperature,
-                top_p=t.top_p,
-                top_k=t.top_k,
-                min_p=t.min_p or None,
-                repetition_penalty=t.repetition_penalty,
+                do_sample=not greedy,
+                **sampling,
                 max_new_tokens=t.max_completion_length,
                 pad_token_id=pad_id,
                 eos_token_id=eos_id,

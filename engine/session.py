@@ -212,6 +212,10 @@ class RunSession:
             from engine.envs.evaluation import evaluate_agent
 
             return evaluate_agent(self, model, tokenizer, step)
+        from engine.evaluation_metrics import evaluate_sampled, pass_figures
+
+        if self.cfg.eval.eval_samples > 1 or self.cfg.eval.eval_greedy:  # pass@k, mean@n, greedy pass@1
+            return evaluate_sampled(self, model, tokenizer, step)
         from engine.generation import generate
 
         control.emit(
@@ -233,6 +237,7 @@ class RunSession:
         for name, values in scored.scores.items():
             summary[f"eval/{name}/mean"] = mean_std(values)[0]
         summary["eval/reward/mean"] = mean_std(list(scored.totals))[0]
+        summary |= pass_figures(self, rows, scored)  # eval/pass@1, eval/mean@1 (per tier too)
         samples = []
         for i, row in enumerate(rows):
             total, scores, errors = scored.row(i)

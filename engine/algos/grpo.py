@@ -17,13 +17,14 @@ from peft import LoraConfig
 from transformers import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from engine.algos.trl_compat import GenerationHook
+from engine.algos.trl_compat import GenerationHook, SamplerHook
 from engine.envs.metrics import agent_metrics
 from engine.envs.training import environment_factory, episode_columns, turn_tokens
 from engine.memory_use import record_peak_memory
 from engine.modeling import DevicePlan
 from engine.prompts import model_prompt, rendered_text
 from engine.rewards.shapes import shape_completions
+from engine.sampling import difficulty_stats, make_sampler, observe_batch
 from engine.session import ROW_INDEX, Rollouts, RunSession
 from engine.telemetry import Telemetry
 
@@ -139,7 +140,7 @@ def rubric_reward(session: RunSession) -> Any:
 
 
 # ---- the trainer: TRL's, plus a recorder of every generated rollout ------------------------------------
-class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL private API, see trl_compat
+class RecordingGRPOTrainer(GenerationHook, SamplerHook, GRPOTrainer):  # hooks: TRL private API, trl_compat
     session: RunSession
     reward_fn: Any
     row_columns: list[str]
@@ -147,6 +148,8 @@ class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL privat
     model: Any
     processing_class: Any
     num_generations: int
+    difficulty: Any
+    """engine.sampling.DifficultyStats when [data] sampling is difficulty or skip_zero_variance is on."""
     rendered: dict[int, str]
     """The exact text of each training prompt the model has seen, by row index."""
 
@@ -156,6 +159,11 @@ class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL privat
     def after_generation(self, output: dict[str, Any]) -> None:
         if self.model.training and self.reward_fn.last is not None:
             self._record(output)
+
+    def train_sampler(self, layout: dict[str, Any]) -> Any:
+        if self.difficulty is None:
+            return None  # [data] sampling = "uniform": TRL's RepeatSampler
+        return make_sampler(self.difficulty, **layout)
 
     def session_rows(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """The dataset rows the sampler picked, as Python read them from the JSONL (see `row_index_dataset`),
@@ -196,6 +204,9 @@ class RecordingGRPOTrainer(GenerationHook, GRPOTrainer):  # the hook: TRL privat
             "trajectories": trajectories,
         }
         gathered = gather_object([local])
+        if self.difficulty is not None:  # every process folds in the same groups, so their samplers agree
+            for part in gathered:
+                observe_batch(self.difficulty, part["rows"], part["scored"], self.num_generations, ROW_INDEX)
         if not self.state.is_world_process_zero:
             return
         for part in gathered:
@@ -258,6 +269,7 @@ def _train(
     trainer.session = session
     trainer.reward_fn = reward_fn
     trainer.row_columns = list(dict.fromkeys(k for row in session.train_rows for k in row))
+    trainer.difficulty = difficulty_stats(session)  # None: uniform sampling
     trainer.rendered = {}
     telemetry = Telemetry(session, trainer, tokenizer)
     telemetry.last_saved_step = session.resumed_from_step if resume_from else -1

@@ -1,11 +1,11 @@
 """Every private TRL / transformers method the engine relies on, in one place.
 
-TRL has no public hook for "a batch was just generated and scored" and no public "write a checkpoint
-now", so the engine overrides or calls two private methods. Private means a minor release may rename
-or reshape them. Everything that touches them goes through this module, `RELIED_ON` lists them with the
-signature the engine was written against, and tests/engine/test_trl_compat.py checks the installed
-TRL against that list, naming the method and the version when it differs. pyproject.toml bounds TRL
-below its next major version for the same reason.
+TRL has no public hook for "a batch was just generated and scored", none for "draw the training prompts
+this way" and no public "write a checkpoint now", so the engine overrides or calls three private methods.
+Private means a minor release may rename or reshape them. Everything that touches them goes through this
+module, `RELIED_ON` lists them with the signature the engine was written against, and
+tests/engine/test_trl_compat.py checks the installed TRL against that list, naming the method and the
+version when it differs. pyproject.toml bounds TRL below its next major version for the same reason.
 
 This module imports neither TRL nor transformers at import time (telemetry imports it before TRL loads).
 """
@@ -41,7 +41,17 @@ SAVE_CHECKPOINT = PrivateMethod(
     ("self", "model", "trial"),
     "a checkpoint outside the Trainer's schedule (a stop, or a checkpoint asked for while paused)",
 )
-RELIED_ON = (GENERATE_AND_SCORE, SAVE_CHECKPOINT)
+GET_TRAIN_SAMPLER = PrivateMethod(
+    "trl:GRPOTrainer",
+    "_get_train_sampler",
+    ("self", "dataset"),
+    "difficulty-aware prompt sampling ([data] sampling, skip_zero_variance): the engine's sampler takes "
+    "the place of TRL's RepeatSampler, in its layout (SamplerHook below)",
+)
+RELIED_ON = (GENERATE_AND_SCORE, SAVE_CHECKPOINT, GET_TRAIN_SAMPLER)
+
+REPEAT_SAMPLER_FIELDS = ("mini_repeat_count", "batch_size", "repeat_count", "seed")
+"""What the engine reads from the RepeatSampler TRL builds: the layout its own sampler keeps."""
 
 GENERATED_KEYS = ("completion_ids", "completion_mask", "advantages")
 """What the engine reads from the dict `_generate_and_score_completions` returns."""
@@ -101,6 +111,26 @@ class GenerationHook:
             )
         self.after_generation(output)
         return output
+
+
+class SamplerHook:
+    """Mix in before `GRPOTrainer`: `train_sampler(layout)` may return a sampler to draw training prompts
+    from instead of TRL's RepeatSampler (None keeps TRL's); `layout` is REPEAT_SAMPLER_FIELDS of TRL's."""
+
+    def train_sampler(self, layout: dict[str, Any]) -> Any:
+        return None
+
+    def _get_train_sampler(self, dataset: Any = None) -> Any:
+        default = super()._get_train_sampler(dataset)  # type: ignore[misc]
+        missing = [name for name in REPEAT_SAMPLER_FIELDS if not hasattr(default, name)]
+        if missing:
+            raise RuntimeError(
+                f"trl {_version('trl')}'s GRPOTrainer._get_train_sampler returns a {type(default).__name__} without "
+                f"{', '.join(missing)}, the layout RL Studio's difficulty sampler keeps. Use [data] sampling = "
+                '"uniform", install the TRL range pyproject.toml names, or port engine/algos/trl_compat.py.'
+            )
+        replacement = self.train_sampler({name: getattr(default, name) for name in REPEAT_SAMPLER_FIELDS})
+        return default if replacement is None else replacement
 
 
 def save_checkpoint(trainer: Any) -> None:

@@ -41,6 +41,7 @@ def test_a_changed_signature_is_reported_with_the_method_and_the_version() -> No
 def test_the_grpo_trainer_reaches_trl_internals_only_through_the_adapter() -> None:
     hook = trl_compat.GenerationHook._generate_and_score_completions
     assert RecordingGRPOTrainer._generate_and_score_completions is hook
+    assert RecordingGRPOTrainer._get_train_sampler is trl_compat.SamplerHook._get_train_sampler
     for cls, base in ((RecordingGRPOTrainer, trl.GRPOTrainer), (Telemetry, transformers.TrainerCallback)):
         overridden = [
             name
@@ -66,3 +67,11 @@ def test_no_engine_module_calls_a_private_trainer_method_outside_the_adapter() -
     assert not offenders, "private TRL/transformers calls outside engine/algos/trl_compat.py:\n" + "\n".join(
         offenders
     )
+
+
+def test_trls_repeat_sampler_has_the_layout_the_difficulty_sampler_keeps() -> None:
+    from trl.trainer.utils import RepeatSampler
+
+    sampler = RepeatSampler(list(range(12)), mini_repeat_count=4, batch_size=3, repeat_count=2, seed=5)
+    layout = {name: getattr(sampler, name) for name in trl_compat.REPEAT_SAMPLER_FIELDS}
+    assert layout == {"mini_repeat_count": 4, "batch_size": 3, "repeat_count": 2, "seed": 5}
