@@ -18,16 +18,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from engine.contract.trajectory import SUCCESS_REWARD, succeeded
 from engine.envs.trajectory import Trajectory
 
-SUCCESS_REWARD = 1.0
-"""An episode succeeded when its environment reward is at least this (the file manager gives 0 or 1)."""
-
-
-def succeeded(trajectory: Trajectory) -> bool | None:
-    if trajectory.reward is None:
-        return None
-    return trajectory.reward >= SUCCESS_REWARD
+__all__ = ["SUCCESS_REWARD", "agent_metrics", "repeats_a_call", "succeeded", "success_by_tier"]
 
 
 def agent_metrics(trajectories: list[Trajectory]) -> dict[str, float]:

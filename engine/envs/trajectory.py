@@ -1,119 +1,42 @@
-"""What one agent rollout did: its turns, the tool calls in them with results and errors, the outcome.
+"""Building an agent rollout's trajectory from TRL's messages and the proxy's call records, and the
+environment snapshot reward functions receive. The trajectory format itself (ToolCall, Turn, Trajectory,
+how episodes end) is engine/contract/trajectory.py.
 
 Standard library only: trajectories and environment snapshots travel, pickled, into reward workers (as
 the `trajectories` and `environments` arguments of Python reward functions), which import nothing of the
 engine but this package's light modules.
-
-A turn is one assistant message (one generation); its tool calls are those the message asked for, in
-order. A call is *valid* when it was well formed: a known tool, arguments that parse as JSON and fit the
-tool's signature and type hints. A valid call can still fail (the tool raised, or timed out): that is its
-`error`, and the model saw it.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
-TOOL_CALL_MARKUP = ("<tool_call>", "<|python_tag|>", "<function=")
-"""Text that shows a model tried to call a tool. TRL parses a completion whose call does not parse (bad
-JSON) as plain text; a turn whose text still carries this markup is recorded as an invalid call."""
+# The stored format is defined once, in the contract the studio reads too; re-exported here.
+from engine.contract.trajectory import (
+    ENDINGS,
+    MALFORMED,
+    NOT_RUN,
+    TOOL_CALL_MARKUP,
+    ToolCall,
+    Trajectory,
+    Turn,
+    transcript,
+)
 
-
-@dataclass
-class ToolCall:
-    tool: str
-    arguments: str
-    """The arguments as JSON text (as the model wrote them when they did not parse)."""
-    result: Any = None
-    """What the tool returned (the text the model saw), or None when it failed."""
-    valid: bool = True
-    error: str | None = None
-    seconds: float = 0.0
-
-    def message_content(self) -> str:
-        return self.result if self.error is None and isinstance(self.result, str) else f"error: {self.error}"
-
-
-@dataclass
-class Turn:
-    text: str
-    calls: list[ToolCall] = field(default_factory=list)
-    tokens: int | None = None
-    """Tokens the model generated for this turn (known in training; None elsewhere)."""
-
-
-@dataclass
-class Trajectory:
-    task: str | None = None
-    """What reset returned (the task text appended to the prompt), or None."""
-    reset_error: str | None = None
-    turns: list[Turn] = field(default_factory=list)
-    reward: float | None = None
-    """The environment's get_reward(), or None when it has none or it failed (see reward_error)."""
-    reward_error: str | None = None
-    environment_error: str | None = None
-    """Set when the environment process was lost during the episode (a hang or a crash)."""
-    ended: str | None = None
-    """How the episode ended (see ENDINGS), set by `finish`."""
-
-    @property
-    def calls(self) -> list[ToolCall]:
-        return [call for turn in self.turns for call in turn.calls]
-
-    @property
-    def num_turns(self) -> int:
-        return len(self.turns)
-
-    def valid_fraction(self) -> float | None:
-        calls = self.calls
-        return sum(c.valid for c in calls) / len(calls) if calls else None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Trajectory:
-        turns = [
-            Turn(t["text"], [ToolCall(**c) for c in t.get("calls", [])], t.get("tokens"))
-            for t in data.get("turns", [])
-        ]
-        rest = {k: v for k, v in data.items() if k != "turns"}
-        return cls(turns=turns, **rest)
-
-    def openai_messages(self) -> list[dict[str, Any]]:
-        """The turns as OpenAI chat messages: assistant messages with tool_calls, then one tool message each."""
-        out: list[dict[str, Any]] = []
-        counter = 0
-        for turn in self.turns:
-            message: dict[str, Any] = {"role": "assistant", "content": turn.text}
-            sent = [c for c in turn.calls if c.valid or c.error != MALFORMED]
-            if sent:
-                message["tool_calls"] = []
-            replies = []
-            for call in sent:
-                counter += 1
-                call_id = f"call_{counter}"
-                message["tool_calls"].append(
-                    {
-                        "id": call_id,
-                        "type": "function",
-                        "function": {"name": call.tool, "arguments": call.arguments},
-                    }
-                )
-                replies.append({"role": "tool", "tool_call_id": call_id, "content": call.message_content()})
-            out.append(message)
-            out.extend(replies)
-        return out
-
-
-ENDINGS = ("answered", "max_turns", "length", "error")
-"""answered: the last turn called no tool; max_turns: it still called tools when the tool-calling rounds
-(max_turns) were used up; length: the completion-token budget ran out first; error: the environment failed
-(reset raised, or its process was lost) or the last turn's tool-call markup did not parse."""
-
-NOT_RUN = "not run: the turn budget (max_turns) or the completion budget ran out first"
+__all__ = [
+    "ENDINGS",
+    "MALFORMED",
+    "NOT_RUN",
+    "TOOL_CALL_MARKUP",
+    "EnvironmentSnapshot",
+    "ToolCall",
+    "Trajectory",
+    "Turn",
+    "build_trajectory",
+    "finish",
+    "transcript",
+]
 
 
 def finish(trajectory: Trajectory, max_turns: int | None, messages: list[dict[str, Any]]) -> Trajectory:
@@ -139,27 +62,6 @@ def finish(trajectory: Trajectory, max_turns: int | None, messages: list[dict[st
     else:
         trajectory.ended = "answered"
     return trajectory
-
-
-def transcript(trajectory: Trajectory) -> str:
-    """The episode as plain text, for the rollout's `completion` (what full-text search and a reader
-    without trajectory support see): each turn's text, its calls with their arguments, results and errors."""
-    lines: list[str] = []
-    if trajectory.reset_error:
-        lines.append(f"[reset error] {trajectory.reset_error}")
-    for number, turn in enumerate(trajectory.turns, 1):
-        head = f"[turn {number}]"
-        lines.append(f"{head} {turn.text}" if turn.text else head)
-        for c in turn.calls:
-            lines.append(f"-> {c.tool}({c.arguments})")
-            if c.error is not None:
-                lines.append(f"<- error: {c.error}")
-            elif c.result is not None:
-                lines.append(f"<- {c.result}")
-    return "\n".join(lines)
-
-
-MALFORMED = "malformed tool call: the model wrote tool-call markup that does not parse (bad JSON?)"
 
 
 def build_trajectory(

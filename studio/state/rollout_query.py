@@ -32,12 +32,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from engine.contract.trajectory import SUCCESS_REWARD
+
 ZERO_STD = 1e-8
 """A group whose reward std is at most this had no learning signal (TRL's ``isclose(std, 0)``)."""
 PAGE_ROWS = 250
 SCAN_WINDOW = 40_000
 PREVIEW_CHARS = 300
 LABELS = ("any", "good", "bad", "labelled", "unlabelled")
+OUTCOMES = ("any", "succeeded", "failed")
+"""Agent runs: the environment reward at least engine.contract.trajectory.SUCCESS_REWARD, or not."""
 
 
 @dataclass(frozen=True)
@@ -55,10 +59,25 @@ class RolloutFilter:
     """One of LABELS: good (thumbs up), bad (thumbs down), labelled (either, or a note), unlabelled."""
     search: str = ""
     """Full-text search over completions: words (whole words; ``word*`` for a prefix), "a phrase"."""
+    # ---- agent runs (the trajectory columns of migration 4) ----
+    outcome: str = "any"
+    """One of OUTCOMES."""
+    invalid_calls_only: bool = False
+    """Only trajectories with a malformed tool call."""
+    max_turns_only: bool = False
+    """Only trajectories that were still calling tools when the turns ran out."""
+    tool: str = ""
+    """Only trajectories that called this tool."""
+    tier: str = ""
+    """Only rollouts whose dataset row has this `tier`."""
+    ids: tuple[int, ...] = ()
+    """Only these rollouts (examples picked by the "where agents fail" view)."""
 
     def __post_init__(self) -> None:
         if self.label not in LABELS:
             raise ValueError(f"label filter {self.label!r} is not one of {', '.join(LABELS)}")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome filter {self.outcome!r} is not one of {', '.join(OUTCOMES)}")
 
     @property
     def is_default(self) -> bool:
@@ -84,6 +103,17 @@ class RolloutFilter:
                 parts.append(text)
         if self.label != "any":
             parts.append(self.label)
+        if self.outcome != "any":
+            parts.append(self.outcome)
+        for flag, text in ((self.invalid_calls_only, "invalid calls"), (self.max_turns_only, "max turns")):
+            if flag:
+                parts.append(text)
+        if self.tool:
+            parts.append(f"used {self.tool}")
+        if self.tier:
+            parts.append(f"tier {self.tier}")
+        if self.ids:
+            parts.append(f"{len(self.ids)} picked rollout{'s' if len(self.ids) != 1 else ''}")
         if self.search.strip():
             parts.append(f"“{self.search.strip()}”")
         return " · ".join(parts)
@@ -187,6 +217,9 @@ def plan(run_id: int, flt: RolloutFilter) -> Plan:
         where.append("(l.label != 0 OR COALESCE(l.note, '') != '')")
     elif flt.label == "unlabelled":
         where.append("(l.rollout_id IS NULL OR (l.label = 0 AND COALESCE(l.note, '') = ''))")
+    where_agent, params_agent = agent_predicates(flt)
+    where += where_agent
+    params += params_agent
     if fts is not None and drive != "fts":
         # Few labelled rows: look each one up in the index rather than listing every match.
         where.append("EXISTS (SELECT 1 FROM rollouts_fts WHERE rollouts_fts MATCH ? AND rowid = r.id)")
@@ -195,6 +228,37 @@ def plan(run_id: int, flt: RolloutFilter) -> Plan:
         where.append("instr(r.completion, ?) > 0")
         params.append(needle)
     return Plan(drive, source + joins, where, params, cursor, order, windowed)
+
+
+_CALLS = "json_each(r.trajectory, '$.turns') t, json_each(t.value, '$.calls') c"
+
+
+def agent_predicates(flt: RolloutFilter) -> tuple[list[str], list[Any]]:
+    """WHERE pieces for the agent filters, over the trajectory JSON (SQLite's JSON1 functions)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if flt.outcome == "succeeded":
+        where.append("json_extract(r.trajectory, '$.reward') >= ?")
+        params.append(SUCCESS_REWARD)
+    elif flt.outcome == "failed":
+        where.append("r.ended IS NOT NULL AND COALESCE(json_extract(r.trajectory, '$.reward'), -1e308) < ?")
+        params.append(SUCCESS_REWARD)
+    if flt.max_turns_only:
+        where.append("r.ended = 'max_turns'")
+    if flt.invalid_calls_only:
+        where.append(f"EXISTS (SELECT 1 FROM {_CALLS} WHERE json_extract(c.value, '$.valid') = 0)")
+    if flt.tool:
+        where.append(f"EXISTS (SELECT 1 FROM {_CALLS} WHERE json_extract(c.value, '$.tool') = ?)")
+        params.append(flt.tool)
+    if flt.tier:
+        where.append(
+            "(SELECT json_extract(gt.columns, '$.tier') FROM groups gt WHERE gt.id = r.group_id) = ?"
+        )
+        params.append(flt.tier)
+    if flt.ids:
+        where.append(f"r.id IN ({marks(len(flt.ids))})")
+        params += list(flt.ids)
+    return where, params
 
 
 # ---- rows ----------------------------------------------------------------------------------------------

@@ -40,6 +40,7 @@ from studio.state.rollout_export import ExportOptions
 from studio.state.rollout_query import RolloutFilter
 from studio.state.studio_state import StudioState
 from studio.state.workspace import RunRow
+from studio.widgets.inspector_agent import AgentTabs
 from studio.widgets.inspector_cells import RolloutCells
 from studio.widgets.inspector_export import ExportDialog, ExportJob
 from studio.widgets.inspector_filters import FilterBar
@@ -112,6 +113,9 @@ class InspectorView(QWidget):
         self.tabs.addTab(self.history, "This prompt over training")
         self.tabs.setCornerWidget(self.visible_ws)
         self.tabs.currentChanged.connect(lambda _i: self._select_timer.start())
+        # Agent runs: the trajectory, the group's trajectories and where agents fail (inspector_agent.py).
+        self.agent = AgentTabs(self.tabs, self.filters, self)
+        self.agent.sig_examples.connect(self._show_examples)
 
         self.splitter = QSplitter(Qt.Orientation.Vertical)
         self.splitter.addWidget(self.table_stack)
@@ -209,10 +213,18 @@ class InspectorView(QWidget):
         """For `rl-studio --screenshot`: wait until the first rows and their group are on screen."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline and (
-            self.model.loading or (self.model.rowCount() > 0 and self.group.detail is None)
+            self.model.loading or (self.model.rowCount() > 0 and not self._detail_shown())
         ):
             QApplication.processEvents()
             time.sleep(0.01)
+
+    def _detail_shown(self) -> bool:
+        if self.agent.owns_current_tab():
+            return (
+                self.agent.timeline.rollout is not None
+                or self.tabs.currentWidget() is not self.agent.timeline
+            )
+        return self.group.detail is not None
 
     # ---- following the state ---------------------------------------------------------------------------
     def _workspace_changed(self) -> None:
@@ -244,6 +256,7 @@ class InspectorView(QWidget):
         )
         self.history.clear("Select a rollout, then press P to see its prompt at every step it was sampled.")
         self.model.set_source(path, run_id)
+        self.agent.set_run(path, self.model.conn, run_id, self.model.weights)
         self._update_title()
 
     def _runs_changed(self, runs: list[RunRow]) -> None:
@@ -282,6 +295,8 @@ class InspectorView(QWidget):
             header.resizeSection(col, max(width, header.fontMetrics().horizontalAdvance(name) + 18))
 
     def _rows_arrived(self, first: bool) -> None:
+        if first and not self.agent.active:
+            self.agent.recheck()
         if not first and self.table.currentIndex().isValid():
             return
         row = self.model.row_of(self._pending_select) if self._pending_select is not None else -1
@@ -293,6 +308,9 @@ class InspectorView(QWidget):
         r = self.model.rollout(self.table.currentIndex().row())
         conn = self.model.conn
         if r is None or conn is None or self.model.run_id is None:
+            return
+        if self.agent.owns_current_tab():
+            self.agent.show_selection(r.id, r.group_id)
             return
         words = search_words(self.model.filter.search)
         visible = self.visible_ws.isChecked()
@@ -323,6 +341,11 @@ class InspectorView(QWidget):
         self.tabs.setCurrentWidget(self.group)
         self._show_selection()
         self.group.setFocus()
+
+    def _show_examples(self, flt: RolloutFilter) -> None:
+        """Example rollouts picked in "Where agents fail": in the table, the first one's trajectory."""
+        self.filters.set_filter(flt)
+        self.tabs.setCurrentWidget(self.agent.timeline)
 
     def open_history(self) -> None:
         self.tabs.setCurrentWidget(self.history)

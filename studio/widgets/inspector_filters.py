@@ -1,4 +1,5 @@
-"""The inspector's filter bar: step and reward ranges, flags, labels and full-text search.
+"""The inspector's filter bar: step and reward ranges, flags, labels and full-text search; for an agent
+run, a second row: succeeded / failed, invalid calls, ended at max turns, a tool used, the task's tier.
 
 Typing is debounced (DEBOUNCE_MS) so that a query runs when the user pauses, not on every key.
 """
@@ -7,9 +8,19 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtGui import QDoubleValidator, QIntValidator
-from PySide6.QtWidgets import QCheckBox, QComboBox, QHBoxLayout, QLabel, QLineEdit, QPushButton, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
 
 from studio.state.rollout_query import LABELS, RolloutFilter
+from studio.state.trajectories import AgentFacets
 
 DEBOUNCE_MS = 250
 LABEL_TEXT = {
@@ -19,6 +30,7 @@ LABEL_TEXT = {
     "labelled": "Labelled",
     "unlabelled": "Unlabelled",
 }
+OUTCOME_TEXT = {"any": "Any outcome", "succeeded": "Succeeded", "failed": "Failed"}
 
 
 def _int(text: str) -> int | None:
@@ -75,9 +87,14 @@ class FilterBar(QWidget):
         self.clear_button.setToolTip("Show every rollout of the run")
         self.clear_button.clicked.connect(self.clear)
 
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
+        self._agent_row()
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(0, 0, 0, 0)
+        outer.setSpacing(4)
+        layout = QHBoxLayout()
         layout.setSpacing(6)
+        outer.addLayout(layout)
+        outer.addWidget(self.agent)
         for widget in (
             QLabel("Steps"),
             self.step_min,
@@ -95,6 +112,60 @@ class FilterBar(QWidget):
             layout.addWidget(widget)
         layout.addWidget(self.search, 1)
         layout.addWidget(self.clear_button)
+
+    def _agent_row(self) -> None:
+        """The agent filters, shown for agent runs only (``set_agent``)."""
+        self.agent = QWidget()
+        self.outcome = self._combo([(OUTCOME_TEXT[k], k) for k in OUTCOME_TEXT], "The environment's verdict")
+        self.invalid_calls = self._check("Invalid calls", "Only trajectories with a malformed tool call")
+        self.max_turns = self._check(
+            "Max turns", "Only trajectories still calling tools when the turns ran out"
+        )
+        self.tool = self._combo([("Any tool", "")], "Only trajectories that called this tool")
+        self.tier = self._combo([("Any tier", "")], "Only tasks of this tier (the dataset's `tier` column)")
+        self._ids: tuple[int, ...] = ()
+        self.picked = QPushButton()
+        self.picked.setToolTip("Rollouts picked in “Where agents fail”: click to show every rollout again")
+        self.picked.clicked.connect(self._drop_picked)
+        self.picked.hide()
+        row = QHBoxLayout(self.agent)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(6)
+        row.addWidget(QLabel("Agent"))
+        for widget in (self.outcome, self.invalid_calls, self.max_turns, self.tool, self.tier, self.picked):
+            row.addWidget(widget)
+        row.addStretch(1)
+        self.agent.hide()
+
+    def _combo(self, items: list[tuple[str, str]], tip: str) -> QComboBox:
+        combo = QComboBox()
+        for text, key in items:
+            combo.addItem(text, key)
+        combo.setToolTip(tip)
+        combo.currentIndexChanged.connect(self.apply)
+        return combo
+
+    def set_agent(self, facets: AgentFacets | None) -> None:
+        """Show the agent filters with the run's tools and tiers (None: not an agent run, hide them)."""
+        self.agent.setVisible(facets is not None)
+        for combo, values, anything in (
+            (self.tool, facets.tools if facets else [], "Any tool"),
+            (self.tier, facets.tiers if facets else [], "Any tier"),
+        ):
+            chosen = combo.currentData()
+            combo.blockSignals(True)
+            combo.clear()
+            combo.addItem(anything, "")
+            for value in values:
+                combo.addItem(value, value)
+            combo.setCurrentIndex(max(combo.findData(chosen), 0))
+            combo.setVisible(bool(values))
+            combo.blockSignals(False)
+
+    def _drop_picked(self) -> None:
+        self._ids = ()
+        self.picked.hide()
+        self.apply()
 
     def _edit(self, placeholder: str, width: int, validator: object, tip: str) -> QLineEdit:
         edit = QLineEdit()
@@ -128,6 +199,12 @@ class FilterBar(QWidget):
             zero_std_only=self.zero_std.isChecked(),
             label=str(self.label.currentData() or "any"),
             search=self.search.text().strip(),
+            outcome=str(self.outcome.currentData() or "any"),
+            invalid_calls_only=self.invalid_calls.isChecked(),
+            max_turns_only=self.max_turns.isChecked(),
+            tool=str(self.tool.currentData() or ""),
+            tier=str(self.tier.currentData() or ""),
+            ids=self._ids,
         )
 
     def apply(self) -> None:
@@ -140,7 +217,8 @@ class FilterBar(QWidget):
     def set_filter(self, flt: RolloutFilter) -> None:
         """Show ``flt`` in the fields and apply it at once."""
         widgets = (self.step_min, self.step_max, self.reward_min, self.reward_max, self.search, self.label)
-        for w in (*widgets, self.errors, self.truncated, self.zero_std):
+        agent = (self.outcome, self.invalid_calls, self.max_turns, self.tool, self.tier)
+        for w in (*widgets, *agent, self.errors, self.truncated, self.zero_std):
             w.blockSignals(True)
         for edit, value in (
             (self.step_min, flt.step_min),
@@ -154,7 +232,17 @@ class FilterBar(QWidget):
         self.zero_std.setChecked(flt.zero_std_only)
         self.label.setCurrentIndex(max(self.label.findData(flt.label), 0))
         self.search.setText(flt.search)
-        for w in (*widgets, self.errors, self.truncated, self.zero_std):
+        self.outcome.setCurrentIndex(max(self.outcome.findData(flt.outcome), 0))
+        self.invalid_calls.setChecked(flt.invalid_calls_only)
+        self.max_turns.setChecked(flt.max_turns_only)
+        for combo, value in ((self.tool, flt.tool), (self.tier, flt.tier)):
+            if value and combo.findData(value) < 0:
+                combo.addItem(value, value)
+            combo.setCurrentIndex(max(combo.findData(value), 0))
+        self._ids = flt.ids
+        self.picked.setText(f"{len(flt.ids)} picked rollouts ✕")
+        self.picked.setVisible(bool(flt.ids))
+        for w in (*widgets, *agent, self.errors, self.truncated, self.zero_std):
             w.blockSignals(False)
         self.apply()
 
