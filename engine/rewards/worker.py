@@ -24,10 +24,11 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import traceback
 import types
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 from engine.rewards.conventions import CallGuard, ConventionError, analyse, call, describe_exception
 from engine.rewards.worker_protocol import (
@@ -206,10 +207,19 @@ def _internal_error(request_id: int | None) -> Fatal:
     return Fatal(request_id, f"{type(exc).__name__}: {exc} (the traceback is in the engine's log)")
 
 
-def _end_session() -> None:
+def _end_session() -> NoReturn:
     """Take down every process the user's code started in this worker's session, and the worker."""
     if hasattr(os, "killpg") and os.getpgid(0) == os.getpid():
         os.killpg(os.getpid(), signal.SIGKILL)
+    os._exit(0)
+
+
+def _watch_engine(engine_pid: int) -> NoReturn:
+    """A thread: when the engine dies mid-call (kill -9, the studio cancelling `rubric test`), nobody is
+    left to kill this session, so it ends itself rather than finish a call no one will read."""
+    while os.getppid() == engine_pid:
+        time.sleep(0.25)
+    _end_session()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,13 +249,13 @@ def main(argv: list[str] | None = None) -> int:
     faulthandler.enable(file=trace)  # a crash (segfault) leaves its stack here too
     guard = WorkerGuard(trace, args.memory_mb or None)
     worker = Worker(guard)
+    threading.Thread(target=_watch_engine, args=(os.getppid(),), name="engine-watch", daemon=True).start()
     write_message(replies, Hello(my_pid, limit_memory(args.memory_mb)))
     while True:
         try:
             request = read_request(requests)
         except EOFError:  # the engine has gone: so do we, and whatever the user's code left running
             _end_session()
-            return 0
         if isinstance(request, Exit):
             return 0
         request_id = request.id if isinstance(request, Call) else None

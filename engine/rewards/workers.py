@@ -378,17 +378,23 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def _innermost_user_frame(dump: str, rubric_dir: str) -> str:
-    """' at rewards.py:12, in correct' from a faulthandler dump (most recent call first): the innermost
-    frame in the user's folder, else the innermost one outside this package."""
-    frames = []
+    """' at rewards.py:12, in correct' from a faulthandler dump of every thread (most recent call first):
+    in the main thread's stack (the one running the call, with the worker's main() at its bottom), the
+    innermost frame in the user's folder, else the innermost one outside this package."""
+    stacks: list[list[tuple[str, str, str]]] = [[]]
     for line in dump.splitlines():
         line = line.strip()
         if line.startswith('File "') and '", line ' in line:
             path, rest = line[6:].split('", line ', 1)
             lineno, _, func = rest.partition(" in ")
-            frames.append((path, lineno.strip(), func.strip()))
-        elif frames and not line:
-            break  # only the first thread's stack: the one that was running the call
+            stacks[-1].append((path, lineno.strip(), func.strip()))
+        elif stacks[-1]:
+            stacks.append([])  # a blank line or the next thread's header ends a stack
+    worker_main = os.path.join(PACKAGE_DIR, "worker.py")
+    frames = next(
+        (st for st in stacks if any(p == worker_main and f == "main" for p, _, f in st)),
+        stacks[0],
+    )
     mine = [f for f in frames if rubric_dir and f[0].startswith(rubric_dir + os.sep)]
     others = [f for f in frames if not f[0].startswith(PACKAGE_DIR)]
     for path, lineno, func in mine or others:

@@ -73,9 +73,11 @@ def stray_pids(tmp_path):
                 os.kill(pid, signal.SIGKILL)
 
 
-def read_pids(pid_file: Path) -> list[int]:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not (pid_file.exists() and pid_file.read_text().strip()):
+def read_pids(pid_file: Path, count: int = 1) -> list[int]:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not (
+        pid_file.exists() and len(pid_file.read_text().split()) >= count
+    ):
         time.sleep(0.02)
     return [int(line) for line in pid_file.read_text().split()]
 
@@ -103,6 +105,8 @@ def leaves_child(completions, **kwargs):
 
 def hangs_with_child(completions, **kwargs):
     spawn_child()
+    with open(PIDS, "a") as f:
+        f.write(f"{{os.getpid()}}\\n")  # the worker itself
     time.sleep(600)
 """
 
@@ -126,7 +130,7 @@ def test_a_timeout_kills_the_child_that_holds_the_workers_pipes(tmp_path, stray_
     )
     with load_rubric(path) as rubric:
         scored = rubric.score(batch())
-        [child] = read_pids(stray_pids)
+        child, _worker = read_pids(stray_pids, 2)
         # The worker's own watchdog ended the call, not the engine's outer deadline after a pipe wait.
         assert scored.errors["hangs"][0].startswith("timed out after 1 s (timeout_s) at rewards.py"), (
             scored.errors
@@ -185,6 +189,37 @@ def test_rubric_test_ends_when_reward_code_leaves_a_child_behind(tmp_path, stray
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)[0]["scores"]["forks"] == 1.0
     assert all(wait_dead(pid) for pid in read_pids(stray_pids))
+
+
+@posix_only
+@pytest.mark.timeout(180)
+def test_a_killed_engine_takes_its_busy_workers_and_their_children_down(tmp_path, stray_pids):
+    path = write_rubric(
+        tmp_path,
+        FORKS.format(pids=str(stray_pids)),
+        """
+        [[criteria]]
+        name = "hangs"
+        kind = "python"
+        source = "rewards.py:hangs_with_child"
+        timeout_s = 600
+        """,
+    )
+    samples = tmp_path / "samples.jsonl"
+    samples.write_text(json.dumps({"prompt": "p", "completion": "c"}) + "\n")
+    engine = subprocess.Popen(
+        engine_cmd("rubric", "test", str(path), "--samples", str(samples), "--json"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=engine_env(),
+    )
+    try:
+        pids = read_pids(stray_pids, 2)  # the child, then the worker, both mid-call
+    finally:
+        engine.kill()  # as the studio cancels a `rubric test`: no chance to close anything
+        engine.wait()
+    assert len(pids) == 2
+    assert all(wait_dead(pid) for pid in pids), "a worker or its child outlived its engine"
 
 
 # ---- 2, 3. values that cannot be rewards ----------------------------------------------------------------
