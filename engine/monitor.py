@@ -92,8 +92,8 @@ class History:
         found = self.series.get(key, {})
         return sorted((s, v) for s, v in found.items() if upto is None or s <= upto)
 
-    def values(self, key: str) -> list[float]:
-        return [v for _, v in self.points(key)]
+    def values(self, key: str, upto: int | None = None) -> list[float]:
+        return [v for _, v in self.points(key, upto)]
 
     def at(self, key: str, step: int) -> float | None:
         return self.series.get(key, {}).get(step)
@@ -178,11 +178,14 @@ def detect_proxy_divergence(h: History, step: int, ctx: Context) -> Alert | None
     if any(b - a > c.divergence_tolerance for (_, a), (_, b) in pairwise(evals)):
         return None
 
-    def train_at(at: int) -> float:
-        upto = [v for s, v in rewards if s <= at][-c.window :]
-        return _mean(upto or [v for _, v in rewards[: c.window]])
-
     first, last = evals[0], evals[-1]
+    # the training reward around each end, over at most `window` steps that do not overlap
+    span = max(1, min(c.window, (last[0] - first[0]) // 2))
+
+    def train_at(at: int) -> float:
+        upto = [v for s, v in rewards if s <= at][-span:]
+        return _mean(upto or [v for _, v in rewards[:span]])  # an evaluation before the first step
+
     before, after = train_at(first[0]), train_at(last[0])
     if after - before < c.divergence_rise:
         return None
@@ -205,8 +208,8 @@ def detect_proxy_divergence(h: History, step: int, ctx: Context) -> Alert | None
 def detect_length_drift(h: History, step: int, ctx: Context) -> Alert | None:
     """Mean completion length far above its early-run baseline, with reward tracking length in groups."""
     c = ctx.cfg
-    found = baseline_and_recent(h.values(MEAN_TOKENS), c.baseline_steps, c.window)
-    corr = h.values(LENGTH_CORR)[-c.window :]
+    found = baseline_and_recent(h.values(MEAN_TOKENS, step), c.baseline_steps, c.window)
+    corr = h.values(LENGTH_CORR, step)[-c.window :]
     if found is None or not corr:
         return None
     base, recent = found
@@ -233,8 +236,8 @@ def detect_criterion_dominance(h: History, step: int, ctx: Context) -> Alert | N
     correct = ctx.correctness
     if correct is None or ctx.weights.get(correct, 0) <= 0:
         return None
-    total = baseline_and_recent(h.values(REWARD), c.baseline_steps, c.window)
-    right = baseline_and_recent(h.values(f"rewards/{correct}/mean"), c.baseline_steps, c.window)
+    total = baseline_and_recent(h.values(REWARD, step), c.baseline_steps, c.window)
+    right = baseline_and_recent(h.values(f"rewards/{correct}/mean", step), c.baseline_steps, c.window)
     if total is None or right is None:
         return None
     rise = total[1] - total[0]
@@ -242,7 +245,7 @@ def detect_criterion_dominance(h: History, step: int, ctx: Context) -> Alert | N
         return None
     contributions = {}
     for name, weight in ctx.weights.items():
-        found = baseline_and_recent(h.values(f"rewards/{name}/mean"), c.baseline_steps, c.window)
+        found = baseline_and_recent(h.values(f"rewards/{name}/mean", step), c.baseline_steps, c.window)
         if found is not None and weight != 0:
             contributions[name] = weight * (found[1] - found[0])
     if not contributions:
@@ -270,7 +273,7 @@ def detect_criterion_dominance(h: History, step: int, ctx: Context) -> Alert | N
 def detect_entropy_collapse(h: History, step: int, ctx: Context) -> Alert | None:
     """Policy entropy fell to a small fraction of its early-run value: sampling has stopped exploring."""
     c = ctx.cfg
-    found = baseline_and_recent(h.values("entropy"), c.baseline_steps, c.window)
+    found = baseline_and_recent(h.values("entropy", step), c.baseline_steps, c.window)
     if found is None:
         return None
     base, recent = found
@@ -288,7 +291,7 @@ def detect_kl_spike(h: History, step: int, ctx: Context) -> Alert | None:
     """KL at this step far above its rolling mean over the previous `kl_window` steps."""
     c = ctx.cfg
     now = h.at("kl", step)
-    previous = [v for s, v in h.points("kl") if s < step][-c.kl_window :]
+    previous = [v for s, v in h.points("kl", step - 1)][-c.kl_window :]
     if now is None or len(previous) < c.kl_window or now < c.kl_min:
         return None
     rolling = _mean(previous)
@@ -305,7 +308,7 @@ def detect_kl_spike(h: History, step: int, ctx: Context) -> Alert | None:
 def detect_truncation(h: History, step: int, ctx: Context) -> Alert | None:
     """The fraction of completions cut off at max_completion_length rose well above its baseline."""
     c = ctx.cfg
-    found = baseline_and_recent(h.values(TRUNCATED), c.baseline_steps, c.window)
+    found = baseline_and_recent(h.values(TRUNCATED, step), c.baseline_steps, c.window)
     if found is None:
         return None
     base, recent = found
@@ -324,7 +327,7 @@ def detect_cheat_shapes(h: History, step: int, ctx: Context) -> Alert | None:
     c = ctx.cfg
     rises = {}
     for shape in SHAPES:
-        found = baseline_and_recent(h.values(CHEAT + shape), c.baseline_steps, c.window)
+        found = baseline_and_recent(h.values(CHEAT + shape, step), c.baseline_steps, c.window)
         if found is not None and found[1] - found[0] >= c.cheat_rise:
             rises[shape] = found
     if not rises:
