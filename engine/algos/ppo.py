@@ -53,6 +53,7 @@ from engine.algos.grpo import lora_config
 from engine.generation import generate
 from engine.lifecycle import Lifecycle
 from engine.modeling import DevicePlan
+from engine.rewards.api import ScoredBatch
 from engine.session import COMPLETE_MARKER, Rollouts, RunSession
 
 POLICY, VALUE = "default", "value"  # the two LoRA adapters
@@ -458,17 +459,14 @@ def record(session: RunSession, step: int, stats: dict[str, float], parts: list[
         )
     if step % t.log_every and step != t.max_steps:
         return
-    totals = [x for part in parts for x in part["scored"].totals]
+    scored = [part["scored"] for part in parts]
+    merged = ScoredBatch(  # every process's rollouts of this step, as one batch
+        totals=[x for batch in scored for x in batch.totals],
+        scores={name: [v for batch in scored for v in batch.scores[name]] for name in scored[0].scores},
+        errors={name: [e for batch in scored for e in batch.errors[name]] for name in scored[0].errors},
+    )
+    values = stats | merged.summary()  # reward, reward_std, rewards/<criterion>/mean|std|error_rate
     lengths = [n for part in parts for n in part["tokens"]]
-    values = dict(stats)
-    values["reward"] = sum(totals) / len(totals)
-    values["reward_std"] = float(torch.tensor(totals).std()) if len(totals) > 1 else 0.0
-    for name in parts[0]["scored"].scores:
-        scores = [v for part in parts for v in part["scored"].scores[name] if v is not None]
-        errors = [e for part in parts for e in part["scored"].errors.get(name, [])]
-        values[f"rewards/{name}/mean"] = sum(scores) / len(scores) if scores else math.nan
-        values[f"rewards/{name}/std"] = float(torch.tensor(scores).std()) if len(scores) > 1 else math.nan
-        values[f"rewards/{name}/error_rate"] = sum(e is not None for e in errors) / max(len(errors), 1)
     values["completions/mean_length"] = sum(lengths) / len(lengths)
     values["completions/min_length"] = float(min(lengths))
     values["completions/max_length"] = float(max(lengths))
