@@ -57,12 +57,33 @@ SPECS: tuple[PlotSpec, ...] = (
     PlotSpec("zero_std", "Zero-std groups (fraction)", r"frac_reward_zero_std"),
     PlotSpec("grad_norm", "Grad norm", r"grad_norm"),
 )
+AGENT_SPECS: tuple[PlotSpec, ...] = (
+    # engine/envs/metrics.py logs these per step for a run with an [environment]
+    PlotSpec(
+        "agent_rates",
+        "Agent: success and failure rates",
+        r"agent/(success_rate|invalid_call_rate|tool_error_rate|loop_rate|max_turns_rate)",
+        y_range=(0.0, 1.0),
+    ),
+    PlotSpec("agent_calls", "Agent: turns and tool calls per rollout", r"agent/(turns_mean|calls/.+)"),
+    # the held-out evaluation's success per value of the tasks' `tier` column (and `all`)
+    PlotSpec(
+        "eval_success",
+        "Held-out success by tier",
+        r"eval/success/(.+)",
+        smooth=False,
+        symbols=True,
+        y_range=(0.0, 1.0),
+        empty_hint="Held-out success appears after the first eval.",
+    ),
+)
+"""A fourth row of plots, shown while a run on screen logs agent metrics."""
 _BAND_KEYS = {s.band_std_key for s in SPECS if s.band_std_key}
 
 
 def plotted_key(key: str) -> bool:
     """Whether the dashboard draws this metric key (the rest is only exported)."""
-    return key in _BAND_KEYS or any(spec.match(key) is not None for spec in SPECS)
+    return key in _BAND_KEYS or any(spec.match(key) is not None for spec in (*SPECS, *AGENT_SPECS))
 
 
 class PlotGrid(QWidget):
@@ -91,6 +112,14 @@ class PlotGrid(QWidget):
             if i // COLUMNS == (len(SPECS) - 1) // COLUMNS:
                 item.setLabel("bottom", "step")
             self.plots.append(MetricPlot(spec, item))
+        self.agent_plots: list[MetricPlot] = []
+        for spec in AGENT_SPECS:  # built now, laid out only while an agent run is shown (_show_agent)
+            item = pg.PlotItem()
+            item.setXLink(first)
+            plot = MetricPlot(spec, item)
+            self.agent_plots.append(plot)
+            self.plots.append(plot)
+        self.agent_shown = False
         for col in range(COLUMNS):  # equal columns, whatever the titles' lengths
             self.view.ci.layout.setColumnStretchFactor(col, 1)
             self.view.ci.layout.setColumnPreferredWidth(col, 10)
@@ -124,7 +153,21 @@ class PlotGrid(QWidget):
             if run_id not in previous:
                 self.state.load_metrics(run_id, background=background)
                 self._add_run(run_id)
+        self._show_agent(any(p.curves for p in self.agent_plots))
         self.refresh()
+
+    def _show_agent(self, show: bool) -> None:
+        """Lay the agent plots out as a fourth row (or take them out): only agent runs log their keys."""
+        if show == self.agent_shown:
+            return
+        self.agent_shown = show
+        row = (len(SPECS) - 1) // COLUMNS + 1
+        for i, plot in enumerate(self.agent_plots):
+            if show:
+                self.view.addItem(plot.plot, row=row + i // COLUMNS, col=i % COLUMNS)
+                plot.plot.setLabel("bottom", "step")
+            else:
+                self.view.ci.removeItem(plot.plot)
 
     def _remove_run(self, run_id: int) -> None:
         for plot in self.plots:
@@ -158,6 +201,8 @@ class PlotGrid(QWidget):
                     if band is None:  # mean and std arrive together; make the slot the std will fill
                         band = rm.series[plot.spec.band_std_key] = Series()
                 plot.add_curve(run_id, key, series, name, color, style, band_series=band)
+                if plot in self.agent_plots:
+                    self._show_agent(True)
 
     def _on_run_loaded(self, run_id: int) -> None:
         if run_id in self.run_ids:
