@@ -43,6 +43,8 @@ GROUP_TITLES = {
     "lora": "LoRA",
     "training": "Training",
     "generation": "Generation",
+    "eval": "Evaluation (pass@k)",
+    "monitor": "Tripwires",
     "ppo": "PPO only (not available yet)",
 }
 

@@ -46,8 +46,8 @@ from studio.state.config_form import (
 from studio.state.studio_state import StudioState
 
 # Where each group sits in the two-column form.
-_LEFT = ("", "model", "data", "rubric", "lora", "generation")
-_RIGHT = ("training", "ppo")
+_LEFT = ("", "model", "data", "rubric", "lora", "generation", "eval")
+_RIGHT = ("training", "monitor", "ppo")
 
 
 class Launcher(QWidget):
