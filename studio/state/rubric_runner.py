@@ -1,10 +1,10 @@
-"""Running `rl-studio-engine rubric test` and `rubric redteam` on the rubric being edited.
+"""Running `rl-studio-engine rubric test`, `rubric redteam` and `rubric calibrate` on the rubric being edited.
 
 The user's reward code never runs in the studio: each job writes the editor's current rubric (TOML and
 source files) and the samples to a temporary folder, starts ``rl-studio-engine rubric test|redteam ...
 --json`` the way the studio starts every engine (studio.engine_client.start_engine: RL_STUDIO_ENGINE, the
 bundle's engine, or this interpreter), and parses the JSON it prints into the records of
-engine/contract/command_outputs.py: a list of SampleScores, or a RedteamOutput.
+engine/contract/command_outputs.py: a list of SampleScores, a RedteamOutput, or a CalibrateOutput.
 
 One job at a time; starting another cancels the one running. Cancel kills the engine's whole process
 group (the reward workers it spawned included).
@@ -24,7 +24,12 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QProcess, Signal
 
-from engine.contract.command_outputs import CommandOutputError, parse_rubric_redteam, parse_rubric_test
+from engine.contract.command_outputs import (
+    CommandOutputError,
+    parse_rubric_calibrate,
+    parse_rubric_redteam,
+    parse_rubric_test,
+)
 from studio.engine_client import start_engine
 from studio.state.rubric_doc import RubricDocument
 
@@ -124,6 +129,11 @@ class RubricJob(QObject):
         self.samples = rows
         self._start("redteam", doc, rows, ["--dataset"])
 
+    def start_calibrate(self, doc: RubricDocument, labelled: list[dict[str, Any]]) -> None:
+        """`rubric calibrate`: the rubric's agreement with human-labelled rows (a CalibrateOutput)."""
+        self.samples = labelled
+        self._start("calibrate", doc, labelled, ["--labels"])
+
     def _start(self, kind: str, doc: RubricDocument, rows: list[dict[str, Any]], option: list[str]) -> None:
         self.cancel()
         if self.running:  # SIGKILL did not end it within cancel's wait: a stuck kernel call
@@ -201,7 +211,10 @@ class RubricJob(QObject):
             self.sig_failed.emit(kind, _engine_error(stderr) or f"the engine exited with code {code}")
             return
         try:
-            result: object = parse_rubric_test(stdout) if kind == "test" else parse_rubric_redteam(stdout)
+            parse = {"test": parse_rubric_test, "calibrate": parse_rubric_calibrate}.get(
+                kind, parse_rubric_redteam
+            )
+            result: object = parse(stdout)
         except CommandOutputError as exc:
             self.sig_failed.emit(kind, f"{exc}\n" + _tail(stderr))
             return

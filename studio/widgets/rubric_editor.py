@@ -3,7 +3,7 @@ red-teaming that run the real engine in a subprocess, and immutable versions in 
 
     ┌ name · version state · problems ─────────────── dataset · New · Import · Export · Save version ┐
     │ criteria (name, kind, weight, key parameters) │ code: a source file or inline code, problems   │
-    ├ Test │ Red team │ TOML │ Versions ─────────────────────────────────────────────────────────────┤
+    ├ Test │ Red team │ Calibrate │ TOML │ Versions ─────────────────────────────────────────────────┤
 
 Shortcuts: Ctrl+S save a version, Ctrl+Enter run the test, Ctrl+Shift+Enter red-team, Esc cancel,
 Ctrl+Shift+I import, Ctrl+Shift+E export, Ctrl+Shift+A add a criterion. See docs/rubric_editor.md.
@@ -38,6 +38,7 @@ from studio.state.rubric_session import RubricSession
 from studio.state.rubric_store import SaveResult
 from studio.state.studio_state import StudioState
 from studio.state.workspace import RunRow
+from studio.widgets.rubric_calibrate_pane import CalibratePane
 from studio.widgets.rubric_code_pane import CodePane
 from studio.widgets.rubric_criteria import CriteriaPanel
 from studio.widgets.rubric_redteam_pane import RedTeamPane
@@ -102,6 +103,7 @@ class RubricEditorView(QWidget):
         self.code = CodePane(self.session)
         self.test = TestPane(self.session)
         self.redteam = RedTeamPane(self.session)
+        self.calibrate = CalibratePane(self.session)  # agreement with human labels, before and after an edit
         self.toml = TomlPane(self.session)
         self.versions = VersionsPane(self.session)
         self.criteria.sig_selected.connect(self.code.show_criterion)
@@ -112,6 +114,7 @@ class RubricEditorView(QWidget):
         self.tabs.setObjectName("rubricTabs")
         self.tabs.addTab(self.test, "Test")
         self.tabs.addTab(self.redteam, "Red team")
+        self.tabs.addTab(self.calibrate, "Calibrate")
         self.tabs.addTab(self.toml, "TOML")
         self.tabs.addTab(self.versions, "Versions")
         top = QSplitter(Qt.Orientation.Horizontal)
@@ -176,6 +179,7 @@ class RubricEditorView(QWidget):
     def _workspace_changed(self) -> None:
         self.test.job.cancel()
         self.redteam.job.cancel()
+        self.calibrate.job.cancel()
         self._known_runs = set()
         self._refresh_datasets()
         self.session.load_latest()
@@ -347,6 +351,7 @@ class RubricEditorView(QWidget):
     def cancel_jobs(self) -> None:
         self.test.job.cancel()
         self.redteam.job.cancel()
+        self.calibrate.job.cancel()
 
     def import_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Import rubric", "", "Rubric (*.toml);;All files (*)")
