@@ -127,12 +127,14 @@ def export_merged(cfg: Any, adapter: Path, out: Path) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    from engine.modeling import load_tokenizer, model_source
+    from engine.modeling import load_tokenizer, model_source, plain_weights
 
     source = model_source(cfg)
     tokenizer = load_tokenizer(cfg)
     dtype: Any = "auto" if cfg.model.dtype == "auto" else getattr(torch, cfg.model.dtype)
     base = AutoModelForCausalLM.from_pretrained(source.location, dtype=dtype, **source.kwargs())
+    if source.gguf_file:
+        plain_weights(base)  # dequantised: saved as a plain model
     merged = PeftModel.from_pretrained(base, str(adapter)).merge_and_unload()
     partial = out.with_name(out.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)

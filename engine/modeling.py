@@ -208,6 +208,8 @@ def load_model(cfg: RunConfig, plan: DevicePlan) -> Any:
         )
     except (OSError, ValueError) as exc:
         raise ConfigError(f"Could not load the model at [model] path {str(source)!r}: {exc}") from None
+    if source.gguf_file:
+        plain_weights(model)
     if cfg.model.load_in_4bit:
         from peft import prepare_model_for_kbit_training
 
@@ -217,6 +219,16 @@ def load_model(cfg: RunConfig, plan: DevicePlan) -> Any:
         )
     check_lora_targets(cfg, model)
     return model
+
+
+def plain_weights(model: Any) -> None:
+    """Forget that a model came from a GGUF file. transformers dequantises every tensor to the dtype asked
+    for, yet leaves the model marked GGUF-quantised, which its Trainer refuses to train ("quantization
+    method do not support training") and save_pretrained writes into config.json (vLLM then refuses it)."""
+    model.hf_quantizer = None
+    model.is_quantized = False
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
 
 
 # Layer types PEFT's LoRA adapts by name: torch's Linear and transformers' Conv1D (GPT-2's projections).

@@ -40,6 +40,8 @@ class ModelShape:
     kv_heads: int
     head_dim: int
     tied_embeddings: bool
+    qkv_bias: bool = False
+    """Biases on the query, key and value projections (Qwen2's, or a config's attention_bias)."""
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> ModelShape:
@@ -57,6 +59,7 @@ class ModelShape:
             kv_heads=int(c.get("num_key_value_heads") or heads),
             head_dim=int(c.get("head_dim") or hidden // heads),
             tied_embeddings=bool(c.get("tie_word_embeddings", True)),
+            qkv_bias=bool(c.get("attention_bias", c.get("model_type") == "qwen2")),
         )
 
     def module_shapes(self) -> dict[str, tuple[int, int]]:
@@ -74,6 +77,8 @@ class ModelShape:
 
     def parameters(self) -> int:
         per_layer = sum(i * o for i, o in self.module_shapes().values()) + 2 * self.hidden  # + 2 norms
+        if self.qkv_bias:
+            per_layer += (self.heads + 2 * self.kv_heads) * self.head_dim
         embeddings = self.vocab * self.hidden * (1 if self.tied_embeddings else 2)
         return per_layer * self.layers + embeddings + self.hidden
 
