@@ -40,12 +40,14 @@ from studio.state.rollout_export import ExportOptions
 from studio.state.rollout_query import RolloutFilter
 from studio.state.studio_state import StudioState
 from studio.state.workspace import RunRow
+from studio.widgets.agreement_view import AgreementDialog
 from studio.widgets.inspector_agent import AgentTabs
 from studio.widgets.inspector_cells import RolloutCells
 from studio.widgets.inspector_export import ExportDialog, ExportJob
 from studio.widgets.inspector_filters import FilterBar
 from studio.widgets.inspector_group import GroupView, PromptHistoryView
 from studio.widgets.inspector_text import search_words
+from studio.widgets.prompt_status_view import PromptStatusView
 
 SELECT_DEBOUNCE_MS = 60
 COLUMN_WIDTHS = {"Step": 48, "Prompt": 150, "Reward": 64, "Adv.": 64, "Tokens": 54, "Trunc.": 46, "Label": 48}
@@ -68,6 +70,12 @@ class InspectorView(QWidget):
         self.export_button = QPushButton("Export JSONL…")
         self.export_button.setToolTip("Export labelled or top-reward rollouts as SFT rows or pairs (Ctrl+E)")
         self.export_button.clicked.connect(self.export_dialog)
+        self.agreement: AgreementDialog | None = None
+        self.agreement_button = QPushButton("Agreement…")
+        self.agreement_button.setToolTip(
+            "How each criterion agrees with your thumbs up and down on this run's rollouts"
+        )
+        self.agreement_button.clicked.connect(self.open_agreement)
         self.filters = FilterBar()
         self.filters.sig_changed.connect(self._filter_changed)
 
@@ -111,6 +119,9 @@ class InspectorView(QWidget):
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.group, "Group")
         self.tabs.addTab(self.history, "This prompt over training")
+        self.prompts = PromptStatusView()
+        self.prompts.sig_show_prompt.connect(self._show_prompt)
+        self.tabs.addTab(self.prompts, "Prompts")
         self.tabs.setCornerWidget(self.visible_ws)
         self.tabs.currentChanged.connect(lambda _i: self._select_timer.start())
         # Agent runs: the trajectory, the group's trajectories and where agents fail (inspector_agent.py).
@@ -128,6 +139,7 @@ class InspectorView(QWidget):
         head.addWidget(self.title)
         head.addSpacing(12)
         head.addWidget(self.status, 1)
+        head.addWidget(self.agreement_button)
         head.addWidget(self.export_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 6)
@@ -152,6 +164,7 @@ class InspectorView(QWidget):
         state.sig_current_run_changed.connect(self._run_changed)
         state.sig_runs_changed.connect(self._runs_changed)
         state.sig_engine_event.connect(self._engine_event)
+        state.sig_show_rollouts.connect(self.show_alert_examples)
         state.watcher.sig_run_restarted.connect(self._run_restarted)
         self._workspace_changed()
 
@@ -257,6 +270,9 @@ class InspectorView(QWidget):
         self.history.clear("Select a rollout, then press P to see its prompt at every step it was sampled.")
         self.model.set_source(path, run_id)
         self.agent.set_run(path, self.model.conn, run_id, self.model.weights)
+        self.prompts.set_run(self.model.conn, run_id)
+        if self.agreement is not None:
+            self.agreement.view.set_run(self.model.conn, run_id)
         self._update_title()
 
     def _runs_changed(self, runs: list[RunRow]) -> None:
@@ -341,6 +357,61 @@ class InspectorView(QWidget):
         self.tabs.setCurrentWidget(self.group)
         self._show_selection()
         self.group.setFocus()
+
+    def open_agreement(self) -> AgreementDialog:
+        """The Agreement dialog: each criterion against the run's labels (non-modal)."""
+        if self.agreement is None:
+            self.agreement = AgreementDialog(self)
+            self.agreement.view.sig_select_rollout.connect(self._select_disagreement)
+            self.agreement.view.sig_show_rollouts.connect(self.show_rollouts)
+        self.agreement.view.set_run(self.model.conn, self.model.run_id)
+        self.agreement.show()
+        self.agreement.raise_()
+        return self.agreement
+
+    def show_rollouts(self, ids: list[int], select: int | None = None) -> None:
+        """Only these rollouts in the table, `select` (else the first) selected when it arrives."""
+        self.filters.set_filter(RolloutFilter(ids=tuple(ids)))
+        target = select if select is not None else (ids[0] if ids else None)
+        row = self.model.row_of(target) if target is not None else -1
+        if row >= 0:
+            self.table.setCurrentIndex(self.model.index(row, 0))
+        else:
+            self._pending_select = target
+
+    def _select_disagreement(self, rollout_id: int) -> None:
+        row = self.model.row_of(rollout_id)
+        if row >= 0:
+            self.table.setCurrentIndex(self.model.index(row, 0))
+            return
+        current = self.agreement.view.current() if self.agreement is not None else None
+        self.show_rollouts(list(current.disagreements) if current else [rollout_id], rollout_id)
+
+    def _show_prompt(self, prompt_index: int, group_id: int) -> None:
+        """A prompt picked in the Prompts tab: its rollouts at every step, its latest group's first
+        selected, and the prompt over training."""
+        conn, run_id = self.model.conn, self.model.run_id
+        if conn is None or run_id is None:
+            return
+        ids = [
+            int(r)
+            for (r,) in conn.execute(
+                "SELECT r.id FROM rollouts r JOIN groups g ON g.id = r.group_id"
+                " WHERE g.run_id = ? AND g.prompt_index = ? ORDER BY r.id",
+                (run_id, prompt_index),
+            )
+        ]
+        first = conn.execute("SELECT MIN(id) FROM rollouts WHERE group_id = ?", (group_id,)).fetchone()[0]
+        self.tabs.setCurrentWidget(self.history)
+        self.show_rollouts(ids, first)
+
+    def show_alert_examples(self, run_id: int, ids: list[int]) -> None:
+        """A training-time alert's example rollouts (the dashboard's "Show examples"): only those, the
+        first selected when it arrives."""
+        if run_id != self.state.current_run:
+            self.state.select_run(run_id)
+        self.filters.set_filter(RolloutFilter(ids=tuple(ids)))
+        self._pending_select = ids[0] if ids else None
 
     def _show_examples(self, flt: RolloutFilter) -> None:
         """Example rollouts picked in "Where agents fail": in the table, the first one's trajectory."""
