@@ -143,17 +143,3 @@ def prompt_standings(
         status = prompt_status(attempts, passes, latest_n, latest_p)
         out.append(PromptStanding(index, prompt, status, attempts, passes, step, latest_n, latest_p, gid))
     return out
-
-
-def prompt_rollout_ids(
-    conn: sqlite3.Connection, run_id: int, prompt_index: int, group_id: int
-) -> tuple[list[int], int | None]:
-    """Every rollout of one training prompt in the run, and the first of the given group (its latest)."""
-    rows = conn.execute(
-        "SELECT r.id, r.group_id FROM groups g JOIN rollouts r ON r.group_id = g.id"
-        " WHERE g.run_id = ? AND g.prompt_index = ? ORDER BY r.id",
-        (run_id, prompt_index),
-    ).fetchall()
-    ids = [int(rid) for rid, _ in rows]
-    first = next((int(rid) for rid, gid in rows if gid == group_id), None)
-    return ids, first
