@@ -71,6 +71,8 @@ class StudioState(QObject):
     sig_show_view = Signal(str)
     """A request to bring a view forward: home, launcher, dashboard, inspector, rubric, dataset."""
     sig_show_dataset = Signal(int)
+    sig_show_rollouts = Signal(int, list)
+    """(run id, rollout ids): open the inspector on only these rollouts (an alert's examples)."""
     sig_show_rubric_version = Signal(int)
     sig_authored_changed = Signal()
     """Datasets or rubrics changed."""

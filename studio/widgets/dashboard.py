@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import (
@@ -17,11 +19,14 @@ from PySide6.QtWidgets import (
 )
 
 from engine.contract.config import ConfigError, config_from_dict
-from engine.contract.protocol import CheckpointSaved, Event, Finished, RunStarted, StatusChanged
+from engine.contract.protocol import AlertRaised, CheckpointSaved, Event, Finished, RunStarted, StatusChanged
 from studio.engine_client import EngineProcess
+from studio.plots.alert_markers import AlertMarkers
 from studio.plots.plot_grid import PlotGrid, plotted_key
+from studio.state import alerts as alerts_store
 from studio.state.export import export_metrics_csv
 from studio.state.studio_state import StudioState
+from studio.widgets.alert_banner import AlertBanner
 from studio.widgets.error_banner import ErrorBanner
 from studio.widgets.run_header import RunHeader
 
@@ -64,6 +69,11 @@ class Dashboard(QWidget):
         self.header = RunHeader([*self.control_actions, self.rerun_action])
         self.banner = ErrorBanner()
         self.grid = PlotGrid(state)
+        # training-time alerts (engine/monitor.py): a banner, and markers on the plots at their steps
+        self.alert_banner = AlertBanner()
+        self.alert_banner.sig_show_examples.connect(self.show_alert_examples)
+        self.alert_banner.sig_acknowledge.connect(self.acknowledge_alert)
+        self.alert_markers = AlertMarkers([p.plot for p in self.grid.plots])
 
         self.smoothing = QSlider(Qt.Orientation.Horizontal)
         self.smoothing.setRange(0, 99)
@@ -108,6 +118,7 @@ class Dashboard(QWidget):
         layout.setSpacing(6)
         layout.addWidget(self.header)
         layout.addWidget(self.banner)
+        layout.addWidget(self.alert_banner)
         layout.addLayout(tools)
         layout.addWidget(self.stack, 1)
 
@@ -172,6 +183,7 @@ class Dashboard(QWidget):
         self._update_compare_hint()
         self._update_actions()
         self._update_empty()
+        self.refresh_alerts()
 
     def _update_empty(self) -> None:
         run_id = self.state.current_run
@@ -272,6 +284,29 @@ class Dashboard(QWidget):
             and event.run_id == self.state.current_run
         ):
             self._update_actions()
+        elif isinstance(event, AlertRaised) and event.run_id == self.state.current_run:
+            self.refresh_alerts()
+
+    # ---- alerts --------------------------------------------------------------------------------------------
+    def refresh_alerts(self) -> None:
+        """Read the current run's alerts (studio/state/alerts.py) into the banner and the plot markers."""
+        run_id = self.state.current_run
+        found = alerts_store.read_alerts(self.state.db.conn, run_id) if self.state.db and run_id else []
+        self.alert_banner.set_alerts(found)
+        self.alert_markers.set_alerts(found)
+
+    def show_alert_examples(self, alert: alerts_store.AlertRow) -> None:
+        self.state.sig_show_rollouts.emit(alert.run_id, alert.examples)
+        self.state.sig_show_view.emit("inspector")
+
+    def acknowledge_alert(self, alert: alerts_store.AlertRow) -> None:
+        if self.state.db is None:
+            return
+        try:
+            alerts_store.acknowledge(self.state.db.path, [alert.id])
+        except sqlite3.Error as exc:
+            QMessageBox.warning(self, "RL Studio", f"The alert was not acknowledged: {exc}. Try again.")
+        self.refresh_alerts()
 
     # ---- controls ---------------------------------------------------------------------------------------
     def control(self, cmd: str) -> None:
