@@ -276,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     from engine.monitor_commands import register as register_alerts
 
     register_alerts(sub)  # alerts, alerts ack
+    __import__("engine.playground").playground.register(sub)  # playground (engine/playground.py)
     return parser
 
 
