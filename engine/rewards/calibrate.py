@@ -139,8 +139,8 @@ def calibration_table(rubric_name: str, report: CalibrateOutput) -> str:
             level_names = [f"{v:g}" for v in a.levels]
             width = max(len(x) for x in [*level_names, "label"]) + 1
             lines.append("label".rjust(width) + "".join(x.rjust(width) for x in level_names))
-            for name, row in zip(level_names, a.confusion, strict=True):
-                lines.append(name.rjust(width) + "".join(str(c).rjust(width) for c in row))
+            for name, counts in zip(level_names, a.confusion, strict=True):
+                lines.append(name.rjust(width) + "".join(str(c).rjust(width) for c in counts))
         if a.disagreements:
             shown = ", ".join(f"#{i}" for i in a.disagreements[:MAX_SHOWN_DISAGREEMENTS])
             more = len(a.disagreements) - MAX_SHOWN_DISAGREEMENTS

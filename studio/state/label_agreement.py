@@ -103,7 +103,8 @@ def run_pass_rule(conn: sqlite3.Connection, run_id: int) -> PassRule:
         config = json.loads(row[0]) if row and row[0] else {}
     except ValueError:
         config = {}
-    section = config.get("eval") if isinstance(config.get("eval"), dict) else {}
+    found = config.get("eval") if isinstance(config, dict) else None
+    section: dict[str, object] = found if isinstance(found, dict) else {}
     configured = str(section.get("correctness") or "")
     threshold = section.get("pass_threshold", 0.5)
     weights = criterion_weights(conn, run_id)
@@ -119,6 +120,7 @@ def prompt_standings(
 ) -> list[PromptStanding]:
     """Every training prompt the run sampled, with how often it passed over the run and in its latest group."""
     rule = rule or run_pass_rule(conn, run_id)
+    params: list[object]
     if rule.criterion is None:
         passed_sql, params = "r.reward IS NOT NULL AND r.reward > ?", [rule.threshold]
     else:

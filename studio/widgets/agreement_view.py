@@ -130,7 +130,8 @@ class AgreementView(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        self.results, rows = ([], [])
+        rows: list[LabelledRollout] = []
+        self.results = []
         if self.conn is not None and self.run_id is not None:
             self.results, rows = run_agreement(self.conn, self.run_id, self.threshold.value())
         self.rows = {r.id: r for r in rows}
@@ -149,8 +150,9 @@ class AgreementView(QWidget):
             cells.append(str(len(a.disagreements)))
             for col, text in enumerate(cells):
                 self.summary.setItem(i, col, _item(text, align_right=col > 0))
-            if a.skipped:
-                self.summary.item(i, 1).setToolTip(f"{a.skipped} labelled rollouts have no score for it")
+            rows_cell = self.summary.item(i, 1)
+            if a.skipped and rows_cell is not None:
+                rows_cell.setToolTip(f"{a.skipped} labelled rollouts have no score for it")
         names = [a.criterion for a in self.results]
         if names:
             self.summary.selectRow(names.index(selected) if selected in names else 0)

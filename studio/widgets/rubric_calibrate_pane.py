@@ -227,8 +227,10 @@ class CalibratePane(QWidget):
     def figures(self, name: str) -> dict[str, str]:
         """The row of one criterion as shown ({column: text}), for tests and scripts."""
         for row in range(self.table.rowCount()):
-            if self.table.item(row, 0).text() == name:
-                return {COLUMNS[c]: self.table.item(row, c).text() for c in range(len(COLUMNS))}
+            cells = [self.table.item(row, c) for c in range(len(COLUMNS))]
+            texts = [cell.text() if cell is not None else "" for cell in cells]
+            if texts[0] == name:
+                return dict(zip(COLUMNS, texts, strict=True))
         return {}
 
 
