@@ -40,9 +40,21 @@ def check(
 ) -> None:
     """Every preflight check, cheapest first."""
     check_training_set_size(cfg, train_rows)
+    check_correctness(cfg, rubric)
     check_prompt_lengths(cfg, train_rows, eval_rows)
     check_chat_template(cfg, train_rows, eval_rows)
     check_criteria(cfg, rubric, train_rows)
+
+
+def check_correctness(cfg: RunConfig, rubric: Any) -> None:
+    """[eval] correctness names a criterion of the rubric (pass@k and difficulty sampling read it)."""
+    from engine.contract.passk import correctness_criterion
+    from engine.rewards import RubricError
+
+    try:
+        correctness_criterion([(c.name, float(c.weight)) for c in rubric.criteria], cfg.eval.correctness)
+    except ValueError as exc:
+        raise RubricError(f"[eval] correctness: {exc}. Name one of them, or leave it empty.") from None
 
 
 # ---- the training set holds a step ---------------------------------------------------------------------

@@ -58,3 +58,22 @@ def test_difficulty_sampling_is_grpos(tmp_path: Path) -> None:
     data["data"]["sampling"] = "difficulty"
     with pytest.raises(ConfigError, match="GRPO's"):
         config_from_dict(data)
+
+
+def test_a_correctness_criterion_the_rubric_lacks_is_refused_before_training(tmp_path: Path) -> None:
+    import subprocess
+
+    from conftest import engine_cmd, engine_env
+
+    cfg = write_config(tmp_path)
+    cfg.write_text(cfg.read_text() + '[eval]\ncorrectness = "corect"\n')
+    result = subprocess.run(
+        engine_cmd("run", str(cfg), "--db", str(tmp_path / "ws.sqlite")),
+        capture_output=True,
+        text=True,
+        env=engine_env(),
+        timeout=300,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "[eval] correctness" in result.stderr and "'corect' is not in the rubric" in result.stderr
+    assert "correct, format, length" in result.stderr and "Traceback" not in result.stderr
