@@ -29,7 +29,7 @@ EXIT_USAGE = 2
 def register(subparsers: Any) -> None:
     """Add `env check` to the engine CLI's argparse subparsers."""
     env = subparsers.add_parser("env", help="Check an agent environment (tools, tasks, rewards).")
-    commands = env.add_subparsers(dest="env_command", metavar="{check}", required=True)
+    commands = env.add_subparsers(dest="env_command", metavar="{check,play}", required=True)
     check = commands.add_parser(
         "check", help="Reset every task, list the tools, play a scripted policy, report errors and rewards."
     )
@@ -48,6 +48,9 @@ def register(subparsers: Any) -> None:
     check.add_argument("--tool-timeout", type=float, default=5.0, help="Seconds per tool call (5.0).")
     check.add_argument("--json", action="store_true", help="Print a JSON report instead of a table.")
     check.set_defaults(func=cmd_env_check, protocol=False)
+    from engine.envs.play import add_parser as add_play  # `env play`: a person plays the agent
+
+    add_play(commands)
 
 
 def _fail(message: str) -> int:

@@ -24,6 +24,7 @@ from studio.state.studio_state import StudioState
 from studio.state.workspace import WorkspaceError
 from studio.widgets.dashboard import Dashboard
 from studio.widgets.dataset_view import DatasetView
+from studio.widgets.environments_view import EnvironmentsView
 from studio.widgets.home import HomeView
 from studio.widgets.inspector import InspectorView
 from studio.widgets.launcher import Launcher
@@ -31,7 +32,8 @@ from studio.widgets.log_pane import LogPane
 from studio.widgets.rubric_editor import RubricEditorView
 from studio.widgets.sidebar import Sidebar
 
-VIEWS = ("home", "launcher", "dashboard", "inspector", "rubric", "dataset")
+VIEWS = ("home", "launcher", "dashboard", "inspector", "rubric", "dataset", "environments")
+TITLES = ("Home", "Launch", "Dashboard", "Inspector", "Rubrics", "Data", "Environments")
 STOP_WAIT_S = 120
 
 
@@ -50,6 +52,7 @@ class MainWindow(QMainWindow):
         self.inspector = InspectorView(state)
         self.rubric_editor = RubricEditorView(state)
         self.dataset_view = DatasetView(state)
+        self.environments_view = EnvironmentsView(state)
         self.views: dict[str, QWidget] = dict(
             zip(
                 VIEWS,
@@ -60,15 +63,14 @@ class MainWindow(QMainWindow):
                     self.inspector,
                     self.rubric_editor,
                     self.dataset_view,
+                    self.environments_view,
                 ),
                 strict=True,
             )
         )
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
-        for name, title in zip(
-            VIEWS, ("Home", "Launch", "Dashboard", "Inspector", "Rubrics", "Data"), strict=True
-        ):
+        for name, title in zip(VIEWS, TITLES, strict=True):
             self.tabs.addTab(self.views[name], title)
         self.setCentralWidget(self.tabs)
 
@@ -126,9 +128,7 @@ class MainWindow(QMainWindow):
             run.addAction(action)
 
         view = bar.addMenu("&View")
-        for i, (name, title) in enumerate(
-            zip(VIEWS, ("Home", "Launch", "Dashboard", "Inspector", "Rubrics", "Data"), strict=True)
-        ):
+        for i, (name, title) in enumerate(zip(VIEWS, TITLES, strict=True)):
             view.addAction(self._act(title, lambda n=name: self.show_view(n), f"Ctrl+{i + 1}"))
         view.addSeparator()
         view.addAction(self.sidebar_dock.toggleViewAction())
@@ -287,5 +287,6 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.save_layout()
+        self.environments_view.play.stop()
         event.accept()
         QTimer.singleShot(0, QApplication.quit)

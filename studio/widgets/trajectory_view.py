@@ -69,7 +69,7 @@ def _block(text: str, style: str) -> str:
     return f"<pre style='{style} white-space: pre-wrap; margin: 2px 0 2px 18px;'>{html.escape(shown)}</pre>"
 
 
-def _call_html(call: ToolCall, repeated: bool) -> str:
+def call_html(call: ToolCall, repeated: bool) -> str:
     outcome = call_outcome(call)
     bg, accent, label = OUTCOME_STYLE[outcome]
     badge = "" if outcome == "ok" else f" <b style='color:{accent}'>[{html.escape(label)}]</b>"
@@ -119,7 +119,7 @@ def timeline_html(rollout: AgentRollout, weights: dict[str, float] | None = None
                 f"{html.escape(turn.text).replace(chr(10), '<br>')}</div>"
             )
         for index, call in enumerate(turn.calls):
-            parts.append(_call_html(call, repeat == (number - 1, index)))
+            parts.append(call_html(call, repeat == (number - 1, index)))
     if t.environment_error:
         parts.append(
             f"<p style='color:#c53030;'><b>environment lost:</b> {html.escape(t.environment_error)}</p>"
