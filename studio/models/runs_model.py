@@ -24,6 +24,7 @@ STATUS_COLORS = {
     "stopped": "#4a5568",
     "failed": "#c53030",
     "finished": "#2b6cb0",
+    "interrupted": "#c05621",
 }
 
 COLUMNS = ("Run", "Status", "Step", "Reward")
@@ -113,6 +114,12 @@ class RunsModel(QAbstractTableModel):
         self._spark[run.id] = (run.step, now, values)
         return values
 
+    def shown_status(self, run: RunRow) -> str:
+        """`interrupted (resumable)` for an active run whose engine is gone (a kill -9, a power cut)."""
+        if not run.active or self.state.db is None:
+            return run.status
+        return run.shown_status(self.state.db.has_complete_checkpoint(run.id))
+
     def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         run = self.run_at(index.row())
         if run is None:
@@ -128,17 +135,17 @@ class RunsModel(QAbstractTableModel):
             if col == 0:
                 return run.label
             if col == 1:
-                return run.status
+                return self.shown_status(run)
             if col == 2:
                 return f"{run.step}/{run.max_steps}" if run.max_steps else str(run.step)
             if col == 3:
                 values = [v for v in self.sparkline(run) if not math.isnan(v)]
                 return f"{values[-1]:.3f}" if values else ""
         if role == Qt.ItemDataRole.ForegroundRole and col == 1:
-            return QColor(STATUS_COLORS.get(run.status, "#333333"))
+            return QColor(STATUS_COLORS.get(self.shown_status(run).split(" ")[0], "#333333"))
         if role == Qt.ItemDataRole.ToolTipRole:
             started = datetime.fromtimestamp(run.created_at).strftime("%Y-%m-%d %H:%M")
-            tip = f"{run.label}\n{run.algorithm}, {run.status}, step {run.step} of {run.max_steps}\ncreated {started}"
+            tip = f"{run.label}\n{run.algorithm}, {self.shown_status(run)}, step {run.step} of {run.max_steps}\ncreated {started}"
             if run.error:
                 tip += f"\n\n{run.error}"
             return tip

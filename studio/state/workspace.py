@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from engine.contract import schema
+from engine.contract import run_status, schema
 from engine.contract.paths import files_dir
 
 ACTIVE_STATUSES = ("queued", "running", "paused")
@@ -49,10 +49,22 @@ class RunRow:
     updated_at: float | None
     finished_at: float | None
     pid: int | None
+    lease_token: str | None = None
 
     @property
     def active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def holder_alive(self) -> bool:
+        """Whether the engine recorded as this run's holder still runs (pid and its start time)."""
+        return run_status.holder_alive(self.pid, self.lease_token)
+
+    def shown_status(self, has_complete_checkpoint: bool) -> str:
+        """The status a person should read: an active run whose engine is gone is `interrupted`."""
+        return run_status.derive_status(
+            self.status, self.pid, self.lease_token, has_complete_checkpoint
+        ).label
 
     @property
     def label(self) -> str:
@@ -61,7 +73,7 @@ class RunRow:
 
 _RUN_SELECT = (
     "SELECT id, name, status, algorithm, step, max_steps, error, created_at, started_at, updated_at,"
-    " finished_at, pid FROM runs"
+    " finished_at, pid, lease_token FROM runs"
 )
 
 
@@ -225,16 +237,12 @@ class WorkspaceDB:
         return row is not None
 
     def engine_alive(self, run: RunRow) -> bool | None:
-        """Whether the process recorded for an active run still exists (None: cannot tell)."""
+        """Whether the process recorded for an active run still exists (None: no process recorded).
+        The engine's own rule (engine.contract.run_status): the pid and its start time, so a reused
+        pid is no holder."""
         if not run.pid:
             return None
-        try:
-            os.kill(run.pid, 0)
-        except ProcessLookupError:
-            return False
-        except (PermissionError, OSError):
-            return None
-        return True
+        return run.holder_alive
 
     # ---- datasets and rubrics --------------------------------------------------------------------------
     def datasets(self) -> list[DatasetRow]:

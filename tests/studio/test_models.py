@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from helpers import add_run
@@ -32,7 +35,7 @@ def test_runs_model_pages_newest_first_and_follows_the_workspace(qtbot, ws_path:
     assert model.index(0, 0).data(RUN_ID_ROLE) == PAGE + 30
     model.fetchMore()
     assert model.rowCount() == PAGE + 30 and not model.canFetchMore()
-    new_id = add_run(ws_path, name="fresh", status="running", steps=3, max_steps=10)
+    new_id = add_run(ws_path, name="fresh", status="running", steps=3, max_steps=10, pid=os.getpid())
     qtbot.waitUntil(lambda: model.index(0, 0).data() == f"#{new_id} fresh", timeout=5_000)
     assert model.index(0, 1).data() == "running"
     assert model.index(0, 2).data() == "3/10"
@@ -40,6 +43,24 @@ def test_runs_model_pages_newest_first_and_follows_the_workspace(qtbot, ws_path:
     assert len(spark) == 3 and spark[-1] > spark[0]
     assert model.index(0, 3).data() == f"{spark[-1]:.3f}"
     state.close()
+
+
+def test_a_run_whose_engine_died_reads_interrupted(qtbot, ws_path: Path) -> None:
+    """After a kill -9 the row still says `running`; the list says what `rl-studio-engine runs` says."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    with_ckpt = add_run(
+        ws_path, name="killed", status="running", steps=8, max_steps=20, checkpoint_at=4, pid=dead.pid
+    )
+    without = add_run(ws_path, name="early", status="running", steps=1, max_steps=20, pid=dead.pid)
+    alive = add_run(ws_path, name="alive", status="running", steps=2, max_steps=20, pid=os.getpid())
+    state = StudioState(engine_command=["true"])
+    state.open_workspace(ws_path)
+    model = RunsModel(state)
+    shown = {model.index(r, 0).data(RUN_ID_ROLE): model.index(r, 1).data() for r in range(model.rowCount())}
+    assert shown == {with_ckpt: "interrupted (resumable)", without: "interrupted", alive: "running"}
+    assert state.db is not None
+    assert state.db.engine_alive(state.db.run(with_ckpt)) is False  # type: ignore[arg-type]
 
 
 def test_dataset_preview_reads_pages_and_survives_bad_lines(tmp_path: Path) -> None:
