@@ -20,7 +20,8 @@ if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
 fi
 
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+# setuptools >= 77 reads the SPDX license string; the wheel test builds without isolation.
+.venv/bin/python -m pip install -q --upgrade pip "setuptools>=77" >/dev/null
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
   .venv/bin/python -m pip install -q "${RL_STUDIO_TORCH:-torch==2.13.0}"
 fi
