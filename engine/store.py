@@ -147,6 +147,8 @@ class RolloutRecord:
     """An agent rollout's trajectory (Trajectory.as_dict() plus its prompt messages); None single-turn."""
     turns: int | None = None
     ended: str | None = None
+    token_stats: bytes | None = None
+    """engine.contract.token_stats.pack(...) of the completion's tokens; None when not recorded."""
 
 
 def with_trajectory(record: RolloutRecord, trajectory: Trajectory, prompt: Any) -> RolloutRecord:
@@ -420,7 +422,7 @@ class Workspace:
             group_id = self._next_id(c, "groups")
             rollout_id = self._next_id(c, "rollouts")
             first_id = rollout_id
-            group_rows, rollout_rows, agent_rows = [], [], []
+            group_rows, rollout_rows, agent_rows, token_rows = [], [], [], []
             for g in groups:
                 rewards = [r.reward for r in g.rollouts if r.reward is not None and math.isfinite(r.reward)]
                 mean = sum(rewards) / len(rewards) if rewards else None
@@ -462,6 +464,8 @@ class Workspace:
                         rollout_rows.append(row)
                     else:  # an agent rollout (schema migration 4); single-turn rows take the path above
                         agent_rows.append((*row, strict_json(r.trajectory), r.turns, r.ended))
+                    if r.token_stats is not None:  # token-level evidence (schema migration 6)
+                        token_rows.append((rollout_id, r.token_stats))
                     last_id = rollout_id
                     rollout_id += 1
                 group_id += 1
@@ -483,6 +487,8 @@ class Workspace:
                     " trajectory, turns, ended) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     agent_rows,
                 )
+            if token_rows:
+                c.executemany("INSERT INTO token_stats(rollout_id, data) VALUES (?, ?)", token_rows)
             c.execute(
                 "INSERT INTO rollouts_fts(rowid, completion) SELECT id, completion FROM rollouts"
                 " WHERE id BETWEEN ? AND ?",
@@ -643,10 +649,11 @@ class Workspace:
                 " SELECT 'delete', id, completion FROM rollouts WHERE run_id = ? AND step > ?",
                 (run_id, step),
             )
-            c.execute(
-                "DELETE FROM labels WHERE rollout_id IN (SELECT id FROM rollouts WHERE run_id = ? AND step > ?)",
-                (run_id, step),
-            )
+            for table in ("labels", "token_stats"):
+                c.execute(
+                    f"DELETE FROM {table} WHERE rollout_id IN (SELECT id FROM rollouts WHERE run_id = ? AND step > ?)",
+                    (run_id, step),
+                )
             for table in ("rollouts", "groups", "metrics", "evaluations"):
                 c.execute(f"DELETE FROM {table} WHERE run_id = ? AND step > ?", (run_id, step))
             c.execute("UPDATE checkpoints SET complete = 0 WHERE run_id = ? AND step > ?", (run_id, step))

@@ -22,6 +22,8 @@ scores      a view: (rollout_id, criterion, value, error, explanation), a row pe
 evaluations held-out samples scored at a step.
 checkpoints complete = 1 only after every file was written (write, then mark).
 events      everything the engine announced, so a late reader can replay a run's history.
+token_stats one blob per rollout (migration 6): its tokens and per-token log-prob, entropy, loss share,
+            KL; the format is engine/contract/token_stats.py.
 alerts      what the training-time monitor raised: step, kind, severity, message, evidence (JSON: the
             numbers that tripped it, example rollout ids) and whether the user acknowledged it.
 """
@@ -243,6 +245,16 @@ MIGRATIONS: list[str] = [
         created_at REAL NOT NULL
     );
     CREATE INDEX alerts_run_step ON alerts(run_id, step);
+    """,
+    # 6: token-level evidence. One blob per rollout (engine/contract/token_stats.py: the token ids and texts,
+    # and per token its log-prob under the sampling policy, entropy, loss share, KL against the reference,
+    # ...), written in the rollout's transaction when [training] record_token_stats is on. A table of its
+    # own keyed by rollout id, so the rollouts table, which the inspector scans, stays narrow.
+    """
+    CREATE TABLE token_stats (
+        rollout_id INTEGER PRIMARY KEY REFERENCES rollouts(id),
+        data BLOB NOT NULL
+    );
     """,
 ]
 
