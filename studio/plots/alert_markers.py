@@ -40,7 +40,8 @@ class AlertMarkers:
                 label = None
                 if i == 0 and alert.step not in labelled_steps:  # one label per step: alerts often coincide
                     labelled_steps.add(alert.step)
-                    label = "⚠ " + ", ".join(a.title for a in alerts if a.step == alert.step)
+                    here = [a.title for a in alerts if a.step == alert.step]
+                    label = f"⚠ {here[0]}" if len(here) == 1 else f"⚠ {len(here)} alerts"
                 line = pg.InfiniteLine(
                     pos=alert.step,
                     angle=90,
