@@ -240,7 +240,7 @@ class FailuresView(QWidget):
         assert isinstance(table, QTableWidget)
         item = table.item(row, col)
         ids = item.data(IDS_ROLE) if item is not None else None
-        if ids:
+        if ids and item is not None:
             self.sig_show_examples.emit(tuple(int(i) for i in ids), str(item.data(Qt.ItemDataRole.UserRole)))
 
 

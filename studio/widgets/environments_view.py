@@ -146,7 +146,8 @@ class EnvironmentsView(QWidget):
             e.runs for e in self.entries
         ]:
             return
-        chosen = self.current_entry().key if self.current_entry() else None
+        current = self.current_entry()
+        chosen = current.key if current is not None else None
         self.entries = entries
         self.environments.blockSignals(True)
         self.environments.clear()

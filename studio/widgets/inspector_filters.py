@@ -235,10 +235,10 @@ class FilterBar(QWidget):
         self.outcome.setCurrentIndex(max(self.outcome.findData(flt.outcome), 0))
         self.invalid_calls.setChecked(flt.invalid_calls_only)
         self.max_turns.setChecked(flt.max_turns_only)
-        for combo, value in ((self.tool, flt.tool), (self.tier, flt.tier)):
-            if value and combo.findData(value) < 0:
-                combo.addItem(value, value)
-            combo.setCurrentIndex(max(combo.findData(value), 0))
+        for combo, chosen in ((self.tool, flt.tool), (self.tier, flt.tier)):
+            if chosen and combo.findData(chosen) < 0:
+                combo.addItem(chosen, chosen)
+            combo.setCurrentIndex(max(combo.findData(chosen), 0))
         self._ids = flt.ids
         self.picked.setText(f"{len(flt.ids)} picked rollouts ✕")
         self.picked.setVisible(bool(flt.ids))

@@ -307,3 +307,29 @@ def test_switching_from_an_agent_run_to_a_single_turn_run(qtbot, agent_run, stat
     assert not {"Trajectory", "Group trajectories", "Where agents fail"} & set(tab_titles(view))
     assert tab_titles(view)[:2] == ["Group", "This prompt over training"]
     assert not view.filters.agent.isVisibleTo(view)
+
+
+def test_a_screenshot_of_an_agent_rollout(qtbot, agent_run, state: StudioState, tmp_path: Path) -> None:
+    from PySide6.QtGui import QImage
+    from PySide6.QtWidgets import QApplication
+
+    from studio.app import main
+
+    assert state.db is not None
+    out = tmp_path / "trajectory.png"
+    argv = [
+        "--workspace",
+        state.db.path,
+        "--screenshot",
+        str(out),
+        "--view",
+        "inspector",
+        "--run",
+        str(agent_run),
+    ]
+    assert main(argv) == 0
+    assert (QImage(str(out)).width(), QImage(str(out)).height()) == (1400, 900)
+    # the window it grabbed showed the first rollout's trajectory, not an empty tab
+    shown = [w for w in QApplication.topLevelWidgets() if type(w).__name__ == "MainWindow" and w is not None]
+    timelines = [w.inspector.agent.timeline for w in shown if w.inspector.agent.timeline.rollout is not None]
+    assert timelines and "Turn 1" in timelines[-1].text()
