@@ -130,8 +130,8 @@ class TrainingConfig:
     lr_scheduler: str = _help("Learning-rate schedule: constant, linear or cosine.", default="constant")
     warmup_steps: int = _help("Linear warm-up steps at the start of training.", default=0)
     num_generations: int = _help(
-        "Completions sampled per prompt (the GRPO group size). At least 2: the advantage compares "
-        "completions of the same prompt.",
+        "Completions sampled per prompt (the GRPO group size). At least 2 for GRPO, whose advantage "
+        "compares completions of the same prompt; PPO, which learns a value instead, takes 1 or more.",
         default=8,
     )
     prompts_per_step: int = _help("Distinct prompts per optimizer step.", default=4)
@@ -642,6 +642,11 @@ def validate(cfg: RunConfig) -> None:
             )
     if cfg.algorithm == "ppo":
         _validate_ppo(t)
+        if cfg.environment is not None:
+            raise ConfigError(
+                "[environment] trains agents with GRPO only: PPO generates single-turn completions and would "
+                'ignore the tools. Use algorithm = "grpo", or remove the [environment] section.'
+            )
     elif t.num_generations < 2:
         raise ConfigError(
             f"[training] num_generations must be at least 2, got {t.num_generations}: GRPO compares "

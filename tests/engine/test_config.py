@@ -49,11 +49,6 @@ def test_unknown_algorithm_and_missing_model() -> None:
         config_from_dict(data)
 
 
-def test_ppo_is_refused_with_the_reason_before_anything_loads() -> None:
-    with pytest.raises(ConfigError, match=r'"ppo" is not available yet.*Use algorithm = "grpo"'):
-        config_from_dict({**base(), "algorithm": "ppo"})
-
-
 def test_bad_toml_names_the_file(tmp_path: Path) -> None:
     p = tmp_path / "bad.toml"
     p.write_text("[training\nmax_steps = 3\n")
