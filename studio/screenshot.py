@@ -29,7 +29,7 @@ def take_screenshot(
 ) -> int:
     window.resize(*size)
     window.show()
-    if view in ("dashboard", "inspector"):
+    if view in ("dashboard", "inspector", "playground"):
         latest = state.db.latest_run_id() if state.db else None
         ids = run_ids or ([latest] if latest is not None else [])
         for run_id in ids:

@@ -29,11 +29,12 @@ from studio.widgets.home import HomeView
 from studio.widgets.inspector import InspectorView
 from studio.widgets.launcher import Launcher
 from studio.widgets.log_pane import LogPane
+from studio.widgets.playground import PlaygroundView
 from studio.widgets.rubric_editor import RubricEditorView
 from studio.widgets.sidebar import Sidebar
 
-VIEWS = ("home", "launcher", "dashboard", "inspector", "rubric", "dataset", "environments")
-TITLES = ("Home", "Launch", "Dashboard", "Inspector", "Rubrics", "Data", "Environments")
+VIEWS = ("home", "launcher", "dashboard", "inspector", "rubric", "dataset", "environments", "playground")
+TITLES = ("Home", "Launch", "Dashboard", "Inspector", "Rubrics", "Data", "Environments", "Playground")
 STOP_WAIT_S = 120
 
 
@@ -53,6 +54,7 @@ class MainWindow(QMainWindow):
         self.rubric_editor = RubricEditorView(state)
         self.dataset_view = DatasetView(state)
         self.environments_view = EnvironmentsView(state)
+        self.playground = PlaygroundView(state)
         self.views: dict[str, QWidget] = dict(
             zip(
                 VIEWS,
@@ -64,6 +66,7 @@ class MainWindow(QMainWindow):
                     self.rubric_editor,
                     self.dataset_view,
                     self.environments_view,
+                    self.playground,
                 ),
                 strict=True,
             )
@@ -288,5 +291,6 @@ class MainWindow(QMainWindow):
             return
         self.save_layout()
         self.environments_view.play.stop()
+        self.playground.shutdown()
         event.accept()
         QTimer.singleShot(0, QApplication.quit)

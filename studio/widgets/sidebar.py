@@ -141,10 +141,12 @@ class Sidebar(QWidget):
         if len(ids) > 1:
             menu.addAction(f"Compare {len(ids)} runs", lambda: self.state.select_run(ids[0], compare=ids[1:]))
         menu.addAction("Inspect rollouts", lambda: self._open(run.id, "inspector"))
+        others = [i for i in ids if i != run.id] if run.id in ids else []
+        menu.addAction("Open in playground", lambda: self._open(run.id, "playground", others))
         menu.exec(self.runs.viewport().mapToGlobal(pos))
 
-    def _open(self, run_id: int, view: str) -> None:
-        self.state.select_run(run_id)
+    def _open(self, run_id: int, view: str, compare: list[int] | None = None) -> None:
+        self.state.select_run(run_id, compare=compare)
         self.state.sig_show_view.emit(view)
 
     # ---- datasets and rubrics ----------------------------------------------------------------------------
