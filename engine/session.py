@@ -58,6 +58,9 @@ class Rollouts:
     scored: ScoredBatch
     trajectories: list[Any] | None = None
     """An agent batch: one engine.envs.trajectory.Trajectory per rollout (None for a single-turn run)."""
+    token_stats: list[bytes] | None = None
+    """Token-level evidence, one engine.contract.token_stats blob per rollout ([training] record_token_stats;
+    engine/token_evidence.py builds them); None when not recorded."""
 
 
 @dataclass
@@ -158,6 +161,8 @@ class RunSession:
                 )
                 if batch.trajectories is not None:
                     records[-1] = with_trajectory(records[-1], batch.trajectories[i], batch.prompts[start])
+                if batch.token_stats is not None:
+                    records[-1].token_stats = batch.token_stats[i]
             groups.append(
                 GroupRecord(
                     prompt=prompt_text(batch.prompts[start]),

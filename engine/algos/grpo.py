@@ -11,13 +11,15 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import torch
 from accelerate.utils import gather_object
 from datasets import Dataset
 from peft import LoraConfig
 from transformers import PrinterCallback
 from trl import GRPOConfig, GRPOTrainer
 
-from engine.algos.trl_compat import GenerationHook, SamplerHook
+from engine.algos.trl_compat import GenerationHook, SamplerHook, sampling_logps_and_entropies
+from engine.contract.token_stats import ENTROPY, KL, LOGPROB, LOSS
 from engine.envs.metrics import agent_metrics
 from engine.envs.training import environment_factory, episode_columns, turn_tokens
 from engine.memory_use import record_peak_memory
@@ -27,6 +29,7 @@ from engine.rewards.shapes import shape_completions
 from engine.sampling import difficulty_stats, make_sampler, observe_batch
 from engine.session import ROW_INDEX, Rollouts, RunSession
 from engine.telemetry import Telemetry
+from engine.token_evidence import TokenTexts, token_blobs
 
 # Arguments TRL passes to reward functions that are not dataset columns.
 _TRL_EXTRAS = ("trainer_state", "log_extra", "log_metric", "environments")
@@ -152,6 +155,7 @@ class RecordingGRPOTrainer(GenerationHook, SamplerHook, GRPOTrainer):  # hooks: 
     """engine.sampling.DifficultyStats when [data] sampling is difficulty or skip_zero_variance is on."""
     rendered: dict[int, str]
     """The exact text of each training prompt the model has seen, by row index."""
+    token_texts: TokenTexts
 
     def before_generation(self, inputs: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return self.session_rows(inputs)
@@ -190,6 +194,7 @@ class RecordingGRPOTrainer(GenerationHook, SamplerHook, GRPOTrainer):  # hooks: 
         token_counts = [int(sum(m)) for m in mask]
         truncated = [eos not in row[:n] for row, n in zip(ids, token_counts, strict=True)]
         texts = [c if isinstance(c, str) else str(c[-1].get("content", "")) for c in completions]
+        record_tokens = self.session.cfg.training.record_token_stats and trajectories is None
         n = len(texts)
         rows = [{k: v[i] for k, v in columns.items()} | {"prompt": prompts[i]} for i in range(n)]
         seen = [self.rendered.get(row.get(ROW_INDEX)) for row in rows]  # type: ignore[arg-type]
@@ -202,6 +207,7 @@ class RecordingGRPOTrainer(GenerationHook, SamplerHook, GRPOTrainer):  # hooks: 
             "advantages": output["advantages"].tolist(),
             "scored": scored,
             "trajectories": trajectories,
+            "token_stats": self._token_stats(output, ids, token_counts) if record_tokens else None,
         }
         gathered = gather_object([local])
         if self.difficulty is not None:  # every process folds in the same groups, so their samplers agree
@@ -219,8 +225,25 @@ class RecordingGRPOTrainer(GenerationHook, SamplerHook, GRPOTrainer):  # hooks: 
                 advantages=part["advantages"],
                 scored=part["scored"],
                 trajectories=part["trajectories"],
+                token_stats=part["token_stats"],
             )
             self.session.record_rollouts(self.state.global_step + 1, batch, self.num_generations)
+
+    def _token_stats(self, output: dict[str, Any], ids: list[list[int]], counts: list[int]) -> list[bytes]:
+        """Token-level evidence of the batch (docs/inspector.md): each token's log-prob and entropy under
+        the policy that sampled it (one no-grad forward pass), its share of the loss at the first update
+        (importance weight 1: (-advantage + beta x kl) / tokens, loss_type grpo's per-sequence form) and,
+        with beta > 0, its KL against the reference (TRL's k3, from the reference pass TRL already did)."""
+        logps, entropies = sampling_logps_and_entropies(self, output)
+        loss = -output["advantages"].to(logps.dtype).unsqueeze(1).expand_as(logps)
+        stats = {LOGPROB: logps, ENTROPY: entropies}
+        if output.get("ref_per_token_logps") is not None:
+            delta = output["ref_per_token_logps"] - logps
+            stats[KL] = torch.exp(delta) - delta - 1
+            loss = loss + self.beta * stats[KL]
+        tokens = output["completion_mask"].sum(1, keepdim=True).clamp(min=1).to(logps.dtype)
+        stats[LOSS] = loss / tokens
+        return token_blobs(self.token_texts, ids, counts, {k: v.float().tolist() for k, v in stats.items()})
 
 
 def row_index_dataset(rows: list[dict[str, Any]]) -> Dataset:
@@ -271,6 +294,7 @@ def _train(
     trainer.row_columns = list(dict.fromkeys(k for row in session.train_rows for k in row))
     trainer.difficulty = difficulty_stats(session)  # None: uniform sampling
     trainer.rendered = {}
+    trainer.token_texts = TokenTexts(tokenizer)
     telemetry = Telemetry(session, trainer, tokenizer)
     telemetry.last_saved_step = session.resumed_from_step if resume_from else -1
     trainer.add_callback(telemetry)

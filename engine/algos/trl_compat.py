@@ -1,7 +1,8 @@
 """Every private TRL / transformers method the engine relies on, in one place.
 
 TRL has no public hook for "a batch was just generated and scored", none for "draw the training prompts
-this way" and no public "write a checkpoint now", so the engine overrides or calls three private methods.
+this way", no public "write a checkpoint now" and no public per-token log-probs, so the engine overrides
+or calls four private methods.
 Private means a minor release may rename or reshape them. Everything that touches them goes through this
 module, `RELIED_ON` lists them with the signature the engine was written against, and
 tests/engine/test_trl_compat.py checks the installed TRL against that list, naming the method and the
@@ -48,7 +49,33 @@ GET_TRAIN_SAMPLER = PrivateMethod(
     "difficulty-aware prompt sampling ([data] sampling, skip_zero_variance): the engine's sampler takes "
     "the place of TRL's RepeatSampler, in its layout (SamplerHook below)",
 )
-RELIED_ON = (GENERATE_AND_SCORE, SAVE_CHECKPOINT, GET_TRAIN_SAMPLER)
+PER_TOKEN_LOGPS = PrivateMethod(
+    "trl:GRPOTrainer",
+    "_get_per_token_logps_and_entropies",
+    (
+        "self",
+        "model",
+        "input_ids",
+        "attention_mask",
+        "logits_to_keep",
+        "batch_size",
+        "compute_entropy",
+        "compute_aux_loss",
+        "pixel_values",
+        "image_grid_thw",
+        "num_images",
+        "pixel_attention_mask",
+        "spatial_shapes",
+        "num_tiles",
+        "image_sizes",
+        "token_type_ids",
+        "mm_token_type_ids",
+        "image_position_ids",
+    ),
+    "token-level evidence ([training] record_token_stats): each generated token's log-prob and entropy "
+    "through TRL's own temperature-scaled path, the one its loss uses (sampling_logps_and_entropies below)",
+)
+RELIED_ON = (GENERATE_AND_SCORE, SAVE_CHECKPOINT, GET_TRAIN_SAMPLER, PER_TOKEN_LOGPS)
 
 REPEAT_SAMPLER_FIELDS = ("mini_repeat_count", "batch_size", "repeat_count", "seed")
 """What the engine reads from the RepeatSampler TRL builds: the layout its own sampler keeps."""
@@ -136,3 +163,31 @@ class SamplerHook:
 def save_checkpoint(trainer: Any) -> None:
     """Write a checkpoint of the trainer's current step now, as the Trainer's own schedule would."""
     trainer._save_checkpoint(trainer.model, None)
+
+
+def sampling_logps_and_entropies(trainer: Any, output: dict[str, Any]) -> tuple[Any, Any]:
+    """Each generated token's log-prob and the entropy at its position [batch, completion tokens], under
+    the policy that just sampled the batch (`output`, as `_generate_and_score_completions` returns it):
+    one forward pass without gradients through TRL's own path (the sampling temperature applied), the
+    model in eval mode so LoRA dropout does not move them."""
+    import torch
+
+    completion_ids = output["completion_ids"]
+    input_ids = torch.cat([output["prompt_ids"], completion_ids], dim=1)
+    attention_mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+    model = trainer.model
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            logps, entropies, _ = trainer._get_per_token_logps_and_entropies(
+                model,
+                input_ids,
+                attention_mask,
+                completion_ids.size(1),
+                batch_size=trainer.args.per_device_train_batch_size,
+                compute_entropy=True,
+            )
+    finally:
+        model.train(was_training)
+    return logps, entropies

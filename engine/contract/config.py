@@ -161,6 +161,12 @@ class TrainingConfig:
     gradient_checkpointing: bool = _help(
         "Trade compute for memory by recomputing activations (useful on large models, slower).", default=False
     )
+    record_token_stats: bool = _help(
+        "Record each rollout's tokens with their log-prob under the sampling policy, entropy, share of the "
+        "loss and KL against the reference (beta > 0), for the inspector's token heat map. GRPO pays one "
+        "no-grad forward pass over the batch for it; PPO has them already. Single-turn runs.",
+        default=True,
+    )
     # GRPO: TRL 1.16 GRPOConfig's own knobs, under its names and with its defaults (docs/engine.md).
     loss_type: str = _help(
         "GRPO: how token losses are aggregated (TRL's loss_type): dapo (TRL's default: normalised by the "

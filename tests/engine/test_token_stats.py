@@ -4,11 +4,15 @@ table in the workspace (written with the rollout, forgotten with it on a resume)
 from __future__ import annotations
 
 import math
+import sqlite3
+import subprocess
 from pathlib import Path
 
 import pytest
+from conftest import engine_cmd, engine_env, requires_demo, write_config
 
 from engine.contract import token_stats as ts
+from engine.contract.paths import DEMO_DIR
 from engine.store import GroupRecord, RolloutRecord, Workspace
 
 
@@ -77,3 +81,61 @@ def test_the_workspace_keeps_a_blob_per_rollout_and_a_resume_forgets_them_with_t
     ws.truncate_after(run, 1)
     left = ws.conn.execute("SELECT rollout_id FROM token_stats").fetchall()
     assert left == ws.conn.execute("SELECT id FROM rollouts WHERE step = 1 LIMIT 1").fetchall()
+
+
+@requires_demo
+def test_a_real_grpo_run_records_each_rollouts_tokens_with_the_sampling_policys_log_probs(
+    tmp_path: Path,
+) -> None:
+    """Two GRPO steps on the demo model with beta > 0. Before the first update the policy is the base
+    model (LoRA's B starts at 0), so step 1's recorded log-probs and entropies must equal a plain
+    transformers forward pass of the base model over prompt + completion."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    db = tmp_path / "ws.sqlite"
+    cfg = write_config(tmp_path, max_steps=2, checkpoint_every=0, beta=0.04, temperature=0.9)
+    done = subprocess.run(
+        engine_cmd("run", str(cfg), "--db", str(db)),
+        capture_output=True,
+        text=True,
+        env=engine_env() | {"OMP_NUM_THREADS": "1"},
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
+        "SELECT r.step, r.completion, r.completion_tokens, r.advantage, g.prompt, t.data FROM rollouts r"
+        " JOIN groups g ON g.id = r.group_id LEFT JOIN token_stats t ON t.rollout_id = r.id ORDER BY r.id"
+    ).fetchall()
+    assert len(rows) == 16 and all(data is not None for *_, data in rows)
+    tokenizer = AutoTokenizer.from_pretrained(DEMO_DIR / "model")
+    model = AutoModelForCausalLM.from_pretrained(DEMO_DIR / "model", dtype=torch.float32).eval()
+    special = set(tokenizer.all_special_ids)
+    kl_by_step: dict[int, list[float]] = {1: [], 2: []}
+    for step, completion, n_tokens, advantage, prompt, data in rows:
+        tokens = ts.unpack(data)
+        assert len(tokens) == n_tokens and list(tokens.stats) == [ts.LOGPROB, ts.ENTROPY, ts.KL, ts.LOSS]
+        shown = "".join(t for t, i in zip(tokens.texts, tokens.ids, strict=True) if i not in special)
+        assert shown == completion  # the token texts make up the completion the inspector shows
+        logprobs, entropy, kl = (tokens.stats[k] for k in (ts.LOGPROB, ts.ENTROPY, ts.KL))
+        assert all(lp <= 0 for lp in logprobs) and all(h >= 0 for h in entropy) and all(k >= 0 for k in kl)
+        assert 0 < math.exp(sum(logprobs)) <= 1  # the completion's probability under the policy
+        kl_by_step[step].extend(kl)
+        # the loss shares of a completion add up to its term of the loss: -advantage + beta x mean KL
+        expected = -advantage + 0.04 * sum(kl) / n_tokens
+        assert sum(tokens.stats[ts.LOSS]) == pytest.approx(expected, abs=2e-3 * n_tokens)
+        if step != 1:
+            continue
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = model(torch.tensor([prompt_ids + tokens.ids])).logits[0, len(prompt_ids) - 1 : -1]
+        dist = torch.log_softmax(logits.float() / 0.9, dim=-1)
+        assert torch.allclose(dist.exp().sum(-1), torch.ones(n_tokens), atol=1e-4)  # exp-sum: a distribution
+        want = dist.gather(-1, torch.tensor(tokens.ids).unsqueeze(-1)).squeeze(-1)
+        assert torch.allclose(torch.tensor(logprobs), want, atol=1e-2, rtol=1e-2), (logprobs, want.tolist())
+        want_entropy = -(dist.exp() * dist).sum(-1)
+        assert torch.allclose(torch.tensor(entropy), want_entropy, atol=1e-2, rtol=1e-2)
+    assert max(kl_by_step[1]) < 1e-3  # the policy is the reference until the first update
+    assert max(kl_by_step[2]) > 0  # after it, it has moved
