@@ -52,7 +52,7 @@ class EnvironmentEntry:
 
     @property
     def title(self) -> str:
-        used = f"  ·  used by {', '.join(self.runs)}" if self.runs else ""
+        used = f"\n    used by {', '.join(self.runs)}" if self.runs else ""
         return f"{self.spec}{used}"
 
 

@@ -30,6 +30,12 @@ from studio.state.agent_failures import KIND_TEXT, FailureReport, failure_report
 from studio.widgets.trajectory_view import ENDED_TEXT
 
 IDS_ROLE = Qt.ItemDataRole.UserRole + 1
+ENDED_SHORT = {
+    "answered": "answered",
+    "max_turns": "out of turns",
+    "length": "out of tokens",
+    "error": "environment or markup error",
+}
 
 
 def _heat(fraction: float) -> QColor:
@@ -85,12 +91,13 @@ class FailuresView(QWidget):
             head.addWidget(widget)
         head.addWidget(self.summary, 1)
         right = QWidget()
+        right.setMinimumWidth(340)
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
         right_layout.addWidget(self._title("Why: the first failure"))
-        right_layout.addWidget(self.kinds, 1)
+        right_layout.addWidget(self.kinds, 3)
         right_layout.addWidget(self._title("How the failing episodes ended"))
-        right_layout.addWidget(self.endings, 1)
+        right_layout.addWidget(self.endings, 2)
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
@@ -187,7 +194,9 @@ class FailuresView(QWidget):
             )
         self._fill_heat(report)
         self._fill_bars(self.kinds, report.kinds, report.kind_examples, KIND_TEXT, report.failed)
-        self._fill_bars(self.endings, report.endings, report.ending_examples, ENDED_TEXT, report.failed)
+        self._fill_bars(
+            self.endings, report.endings, report.ending_examples, ENDED_SHORT, report.failed, ENDED_TEXT
+        )
 
     def _fill_heat(self, report: FailureReport) -> None:
         turns, tools = report.turns, report.tools
@@ -217,10 +226,11 @@ class FailuresView(QWidget):
         examples: dict[str, list[int]],
         names: dict[str, str],
         total: int,
+        tips: dict[str, str] | None = None,
     ) -> None:
         table.clear()
         table.setColumnCount(2)
-        table.setHorizontalHeaderLabels(["", "failing trajectories"])
+        table.horizontalHeader().hide()
         table.verticalHeader().hide()
         rows = counts.most_common()
         table.setRowCount(len(rows))
@@ -229,6 +239,7 @@ class FailuresView(QWidget):
             count = QTableWidgetItem(f"{n:,} ({n / max(total, 1):.0%})")
             count.setBackground(_bar(n / max(total, 1)))
             for item in (name, count):
+                item.setToolTip((tips or {}).get(key, names.get(key, key)) + "\nClick to see examples")
                 item.setData(IDS_ROLE, examples.get(key, []))
                 item.setData(Qt.ItemDataRole.UserRole, names.get(key, key))
                 table.setItem(row, 0 if item is name else 1, item)

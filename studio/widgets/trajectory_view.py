@@ -36,6 +36,7 @@ OUTCOME_STYLE = {
     "invalid": ("#fff5f5", "#c53030", "invalid call"),
     "tool_error": ("#fffaf0", "#c05621", "tool error"),
     "not_run": ("#f7fafc", "#718096", "not run (out of turns)"),
+    "repeat": ("#fefcbf", "#975a16", "repeats a call"),
     "answer": ("#ebf8ff", "#2b6cb0", "final answer"),
 }
 ENDED_TEXT = {
@@ -240,8 +241,13 @@ class GroupTrajectories(QWidget):
         self.table.setHorizontalHeaderLabels(headers)
         for row, r in enumerate(rollouts):
             self.table.setItem(row, 0, self._item(str(row + 1), f"rollout {r.id}"))
+            seen: set[tuple[str, str]] = set()
             for n, turn in enumerate(r.trajectory.turns):
                 outcome = turn_outcome(turn.calls)
+                keys = [(c.tool, c.arguments) for c in turn.calls]
+                if outcome == "ok" and any(k in seen for k in keys):
+                    outcome = "repeat"  # an identical call came before: a loop
+                seen.update(keys)
                 bg, fg, label = OUTCOME_STYLE[outcome]
                 tip = "\n".join(
                     f"{c.tool}({format_arguments(c.arguments)}): {c.error or 'ok'}" for c in turn.calls

@@ -155,6 +155,8 @@ def test_a_group_side_by_side_and_a_click_opens_a_timeline(qtbot, agent_run, sta
     assert cell("unknown_tool", 2) == ("delete_file", colour["invalid"])
     assert cell("missing_file", 2) == ("move_file", colour["tool_error"])
     assert cell("wrong_argument", 2) == ("move_file", colour["invalid"])
+    assert cell("loop", 1) == ("list_files", colour["ok"])
+    assert cell("loop", 2) == ("list_files", colour["repeat"])  # the same call again: a loop
     solved_turns = view.agent.group.rollouts[rows["solved"]].trajectory.num_turns
     assert cell("solved", solved_turns) == ("answer", colour["answer"])  # the final answer
     last = table.columnCount() - 1

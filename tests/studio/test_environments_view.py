@@ -55,7 +55,7 @@ def test_environments_of_the_workspace_are_listed(qtbot, agent_run, state, view)
     assert entries[0].runs == [f"#{agent_run} agent-test"]
     assert str(EVAL_TASKS) in entries[0].task_files
     view.refresh()
-    assert view.environments.item(0).text().startswith("builtin:file_manager") and "agent-test" in (
+    assert view.environments.item(0).text().startswith("builtin:file_manager") and "used by" in (
         view.environments.item(0).text()
     )
     assert view.task_list.count() == len(read_tasks(view.task_files.currentData()))
