@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import engine_cmd, engine_env
+from conftest_rewards import FakeOpenAI
 
 from engine.contract.command_outputs import parse_rubric_calibrate
 from engine.contract.paths import DEMO_DIR
@@ -78,3 +79,26 @@ def test_calibrate_table_and_bad_labels(tmp_path: Path) -> None:
     missing.write_text(json.dumps({"prompt": "1+1=", "answer": "2", "completion": "x"}) + "\n")
     result = engine("rubric", "calibrate", DEMO_RUBRIC, "--labels", missing)
     assert result.returncode == 2 and "missing 'label'" in result.stderr
+
+
+def test_a_judge_is_calibrated_and_its_edited_prompt_compared(tmp_path: Path) -> None:
+    """The loop the rubric editor's Calibrate pane runs: score a judge on the labels, edit its prompt, score
+    again. The fake judge gives 9/10 when the response holds the [Answer] its prompt names, else 2/10."""
+    labels = write_labels(tmp_path)
+    reports = {}
+    with FakeOpenAI() as server:
+        for version, instructions in (("before", "[Answer] {{item.answer}}"), ("after", "Is it right?")):
+            rubric = tmp_path / f"{version}.toml"
+            rubric.write_text(
+                f'name = "judged"\n[[criteria]]\nname = "judge"\nkind = "judge"\nmodel = "m"\n'
+                f'base_url = "{server.base_url}"\ninstructions = "{instructions}"\nnormalize = true\n'
+            )
+            result = engine("rubric", "calibrate", rubric, "--labels", labels, "--json")
+            assert result.returncode == 0, result.stderr
+            reports[version] = parse_rubric_calibrate(result.stdout).by_name()["judge"]
+    before, after = reports["before"], reports["after"]
+    # before: 0.9 where the answer is in the completion: T F T T F T, exactly the labels
+    assert before.accuracy == 1.0 and before.kappa == pytest.approx(1.0) and before.disagreements == []
+    # after: no answer to look for, 0.2 everywhere: says "bad" to all; p_o = p_e = 2/6, kappa 0
+    assert after.accuracy == pytest.approx(2 / 6) and after.kappa == pytest.approx(0.0)
+    assert after.disagreements == [0, 2, 3, 5] and after.spearman is None  # a constant score ranks nothing
