@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from conftest import engine_cmd, engine_env, write_config
 
+from engine import control
 from engine import monitor as m
 from engine.alerts_store import add_alert, list_alerts
 from engine.contract.config import ConfigError, MonitorConfig, config_from_dict, load_run_config
@@ -21,7 +22,7 @@ from engine.data import read_jsonl
 from engine.rewards import load_rubric
 from engine.rewards.redteam import SHAPES, cheat_shapes, cheat_texts, format_only
 from engine.rewards.text import last_user_text
-from engine.store import Workspace
+from engine.store import GroupRecord, RolloutRecord, Workspace
 
 CFG = MonitorConfig()
 CTX = m.Context(CFG, "correct", {"correct": 1.0, "format": 0.2, "length": 0.0})
@@ -281,3 +282,88 @@ def test_the_alert_event_is_typed() -> None:
     ).to_json()
     event = parse_event(line)
     assert isinstance(event, AlertRaised) and event.kind == "kl_spike"
+
+
+# ---- the Monitor over a workspace: ids, cooldown, pause, resume --------------------------------------------
+def feed(mon: m.Monitor, ws: Workspace, run_id: int, step: int, tokens: int) -> list[m.Alert]:
+    """One step as the session records it: two groups of 4 rollouts (reward follows length inside each
+    group), then the step's metrics."""
+    groups = [
+        GroupRecord(
+            f"{p}+1=",
+            p,
+            {"answer": str(p + 1)},
+            [
+                RolloutRecord(
+                    " ".join(f"w{i}" for i in range(tokens + g)),
+                    0.1 * g,
+                    0.0,
+                    tokens + g,
+                    False,
+                    {"correct": 0.0},
+                )
+                for g in range(4)
+            ],
+        )
+        for p in range(2)
+    ]
+    last = ws.write_rollouts(run_id, step, groups)
+    mon.rollouts_written(step, groups, last)
+    values = {"reward": 0.15, "entropy": 0.4}
+    ws.write_metrics(run_id, step, values)
+    return mon.metrics_written(step, values)
+
+
+def test_the_monitor_records_alerts_with_their_rollouts_pauses_and_forgets_them_on_resume(
+    tmp_path: Path,
+) -> None:
+    ws = Workspace(tmp_path / "ws.sqlite")
+    cfg = load_run_config(write_config(tmp_path))
+    run_id = ws.create_run("r", "grpo", cfg.to_dict(), 40)
+    controller = control.Controller()
+    settings = MonitorConfig(action="pause", baseline_steps=3, window=3, cooldown_steps=5)
+    weights = {"correct": 1.0}
+    mon = m.Monitor(ws, run_id, settings, weights, controller)
+    fired: dict[int, list[str]] = {}
+    for step in range(1, 13):  # completions jump from ~6 to ~16 tokens at step 4
+        fired[step] = [a.kind for a in feed(mon, ws, run_id, step, 5 if step < 4 else 15)]
+    assert fired[6] == ["length_drift"]  # the first step whose window holds only long steps
+    assert all(not kinds for step, kinds in fired.items() if step not in (6, 11))
+    assert fired[11] == ["length_drift"]  # again after the cooldown of 5 steps
+    assert controller.paused  # action = "pause": the run's controller holds the next step
+    rows = list_alerts(ws, run_id)
+    assert [(a["step"], a["kind"], a["severity"]) for a in rows] == [
+        (6, "length_drift", "warning"),
+        (11, "length_drift", "warning"),
+    ]
+    evidence = rows[0]["evidence"]
+    assert evidence["ratio"] == pytest.approx((15 + 1.5) / (5 + 1.5), abs=1e-3)
+    longest = ws.conn.execute(
+        "SELECT id FROM rollouts WHERE run_id = ? AND step = 6 ORDER BY completion_tokens DESC, id LIMIT 2",
+        (run_id,),
+    ).fetchall()
+    assert set(evidence["examples"][:2]) == {i for (i,) in longest}
+    series = ws.conn.execute(
+        "SELECT COUNT(*) FROM metrics WHERE run_id = ? AND key = 'monitor/mean_tokens'", (run_id,)
+    ).fetchone()
+    assert series == (12,)
+
+    # a resume from a checkpoint at step 8: the step-11 alert is forgotten, the baselines come back from
+    # the workspace, and the cooldown of the step-6 alert still holds
+    ws.truncate_after(run_id, 8)
+    again = m.Monitor(ws, run_id, settings, weights, control.Controller(), resumed_from_step=8)
+    assert [a["step"] for a in list_alerts(ws, run_id)] == [6]
+    assert again.history.values(m.MEAN_TOKENS)[:3] == [6.5, 6.5, 6.5]
+    assert [a.kind for a in feed(again, ws, run_id, 9, 15)] == []
+    assert [a.kind for a in feed(again, ws, run_id, 11, 15)] == ["length_drift"]
+    ws.close()
+
+
+def test_a_disabled_monitor_records_nothing(tmp_path: Path) -> None:
+    ws = Workspace(tmp_path / "ws.sqlite")
+    run_id = ws.create_run("r", "grpo", {}, 10)
+    mon = m.Monitor(ws, run_id, MonitorConfig(enabled=False, baseline_steps=1, window=1), {}, None)
+    for step in range(1, 5):
+        assert feed(mon, ws, run_id, step, 5 * step) == []
+    assert list_alerts(ws, run_id) == []
+    assert ws.conn.execute("SELECT COUNT(*) FROM metrics WHERE key GLOB 'monitor/*'").fetchone() == (0,)
