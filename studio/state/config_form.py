@@ -7,14 +7,21 @@ engine's own validation (config_from_dict), plus the file checks the engine woul
 from __future__ import annotations
 
 import dataclasses
+import json
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from engine.contract.config import (
     ALGORITHMS,
+    CHAT_TEMPLATE_MODES,
     DEVICES,
+    IMPORTANCE_SAMPLING_LEVELS,
+    KL_ESTIMATORS,
+    LOSS_TYPES,
     SAMPLING,
+    SCALE_REWARDS,
     SECTIONS,
     ConfigError,
     RunConfig,
@@ -27,6 +34,11 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "training.device": DEVICES,
     "training.lr_scheduler": ("constant", "linear", "cosine"),
     "data.sampling": SAMPLING,
+    "data.chat_template": CHAT_TEMPLATE_MODES,
+    "training.loss_type": LOSS_TYPES,
+    "training.scale_rewards": SCALE_REWARDS,
+    "training.importance_sampling_level": IMPORTANCE_SAMPLING_LEVELS,
+    "training.kl_estimator": KL_ESTIMATORS,
 }
 PATHS: dict[str, tuple[str, str]] = {
     # key: (what to pick, file filter)
@@ -45,8 +57,25 @@ GROUP_TITLES = {
     "generation": "Generation",
     "eval": "Evaluation (pass@k)",
     "monitor": "Tripwires",
-    "ppo": "PPO only (not available yet)",
+    "ppo": "PPO only",
 }
+ADVANCED_TITLES = {
+    "training": "TRL GRPO knobs",
+    "data": "Prompt rendering",
+    "ppo": "PPO only (algorithm = ppo)",
+}
+
+ADVANCED_BLOCKS: dict[str, tuple[str, str | None]] = {
+    "training": ("loss_type", None),
+    "data": ("chat_template", "chat_template_kwargs"),
+}
+"""The grouping rule of the launcher's collapsed "Advanced" section: per section, a block of the config's
+own field order, (first, last) inclusive, None = to the section's end. [training] from loss_type on holds
+TRL GRPOConfig's knobs (config.py declares them together: loss type, reward scaling, iterations, importance
+sampling, truncation masking, top_k / min_p / repetition penalty, prompt length, accumulation, generation
+batch, the entropy options) followed by PPO's keys; [data]'s block is prompt rendering (chat template,
+system prompt, template arguments). A field added inside a block is advanced without a change here, and
+every field whose help starts with "PPO:" is advanced wherever it is."""
 
 
 @dataclass(frozen=True)
@@ -54,7 +83,7 @@ class FieldSpec:
     section: str
     name: str
     kind: str
-    """bool, int, float, str, list, choice or path"""
+    """bool, int, float, str, list, table (a TOML inline table), choice or path"""
     default: Any
     help: str
     choices: tuple[str, ...] = ()
@@ -91,6 +120,10 @@ class FieldSpec:
     def group(self) -> str:
         return "ppo" if self.help.startswith("PPO:") else self.section
 
+    @property
+    def advanced(self) -> bool:
+        return self.group == "ppo" or self.key in _advanced_keys()
+
 
 def _kind(key: str, default: Any) -> str:
     if key in CHOICES:
@@ -105,7 +138,40 @@ def _kind(key: str, default: Any) -> str:
         return "float"
     if isinstance(default, list):
         return "list"
+    if isinstance(default, dict):
+        return "table"
     return "str"
+
+
+def table_text(value: dict[str, Any]) -> str:
+    """A table field's value as the form shows it: a TOML inline table, `{ enable_thinking = false }`."""
+    if not value:
+        return ""
+    items = ", ".join(f"{k} = {json.dumps(v)}" for k, v in value.items())  # JSON scalars are TOML scalars
+    return "{ " + items + " }"
+
+
+def parse_table(text: str) -> dict[str, Any] | str:
+    """The form's text of a table field as a dict; the text itself when it is not one (the engine's
+    validation then says what is wrong and how to write it)."""
+    stripped = text.strip()
+    if not stripped:
+        return {}
+    try:
+        value = tomllib.loads(f"value = {stripped}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text
+    return value if isinstance(value, dict) else text
+
+
+def _advanced_keys() -> frozenset[str]:
+    keys: set[str] = set()
+    for section, (first, last) in ADVANCED_BLOCKS.items():
+        names = [f.name for f in dataclasses.fields(SECTIONS[section])]
+        start = names.index(first)  # a block whose first field was renamed fails here, loudly, in the tests
+        end = names.index(last) + 1 if last else len(names)
+        keys.update(f"{section}.{name}" for name in names[start:end])
+    return frozenset(keys)
 
 
 def form_fields() -> list[FieldSpec]:

@@ -34,20 +34,28 @@ from PySide6.QtWidgets import (
 
 from engine.contract.config import ConfigError, RunConfig, config_from_dict, load_run_config
 from engine.contract.paths import DEMO_CONFIG
+from studio.jobs import Jobs
 from studio.state.authored import demo_config_path, materialize_rubric_version
 from studio.state.config_form import (
+    ADVANCED_TITLES,
     GROUP_TITLES,
     FieldSpec,
     build_config,
     config_values,
     form_fields,
+    parse_table,
+    table_text,
     values_to_dict,
 )
+from studio.state.memory_check import DeviceMemory, MemoryCheck, check, detect_devices
 from studio.state.studio_state import StudioState
 
-# Where each group sits in the two-column form.
+# Where each group sits in the two-column form; the advanced fields (config_form.ADVANCED_BLOCKS) sit in a
+# collapsed section under it.
 _LEFT = ("", "model", "data", "rubric", "lora", "generation", "eval")
-_RIGHT = ("training", "monitor", "ppo")
+_RIGHT = ("training", "monitor")
+_ADVANCED_LEFT = ("training",)
+_ADVANCED_RIGHT = ("data", "ppo")
 
 
 class Launcher(QWidget):
@@ -73,15 +81,16 @@ class Launcher(QWidget):
         for b in (demo, load, save):
             top.addWidget(b)
 
-        groups: dict[str, QFormLayout] = {}
-        columns = [QVBoxLayout(), QVBoxLayout()]
-        for i, names in enumerate((_LEFT, _RIGHT)):
+        groups: dict[tuple[bool, str], QFormLayout] = {}
+        columns = [QVBoxLayout(), QVBoxLayout(), QVBoxLayout(), QVBoxLayout()]
+        layouts = ((False, _LEFT), (False, _RIGHT), (True, _ADVANCED_LEFT), (True, _ADVANCED_RIGHT))
+        for i, (advanced, names) in enumerate(layouts):
             for name in names:
-                box = QGroupBox(GROUP_TITLES[name])
+                box = QGroupBox(ADVANCED_TITLES[name] if advanced else GROUP_TITLES[name])
                 form = QFormLayout(box)
                 form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
                 form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
-                groups[name] = form
+                groups[(advanced, name)] = form
                 columns[i].addWidget(box)
                 if name == "ppo":
                     self.ppo_box = box
@@ -93,12 +102,35 @@ class Launcher(QWidget):
             tip = f"<b>{spec.toml_key}</b><br>{spec.help}"
             label.setToolTip(tip)
             editor.setToolTip(tip)
-            groups[spec.group].addRow(label, editor)
+            groups[(spec.advanced, spec.group)].addRow(label, editor)
+
+        # The advanced knobs, folded away until asked for (the toggle says how many differ from defaults).
+        self.advanced_toggle = QToolButton()
+        self.advanced_toggle.setObjectName("advancedToggle")
+        self.advanced_toggle.setCheckable(True)
+        self.advanced_toggle.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.RightArrow)
+        self.advanced_toggle.setToolTip(
+            "TRL's GRPO knobs (loss type, reward scaling, importance sampling, entropy...), prompt rendering "
+            "(chat template, system prompt) and PPO's keys"
+        )
+        self.advanced_toggle.toggled.connect(self._toggle_advanced)
+        self.advanced_body = QWidget()
+        advanced_grid = QGridLayout(self.advanced_body)
+        advanced_grid.setContentsMargins(0, 0, 0, 0)
+        advanced_grid.addLayout(columns[2], 0, 0)
+        advanced_grid.addLayout(columns[3], 0, 1)
+        advanced_grid.setColumnStretch(0, 1)
+        advanced_grid.setColumnStretch(1, 1)
+        self.advanced_body.setVisible(False)
 
         body = QWidget()
         grid = QGridLayout(body)
         grid.addLayout(columns[0], 0, 0)
         grid.addLayout(columns[1], 0, 1)
+        grid.addWidget(self.advanced_toggle, 1, 0, 1, 2)
+        grid.addWidget(self.advanced_body, 2, 0, 1, 2)
+        grid.setRowStretch(3, 1)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
         scroll = QScrollArea()
@@ -117,11 +149,25 @@ class Launcher(QWidget):
         bottom = QHBoxLayout()
         bottom.addWidget(self.message, 1)
         bottom.addWidget(self.launch_button)
+        # Before launch: the model's size and the run's estimated peak memory against the device's.
+        self.memory = QLabel("")
+        self.memory.setObjectName("muted")
+        self.memory.setWordWrap(True)
+        self.memory_warning = QLabel("")
+        self.memory_warning.setObjectName("warning")
+        self.memory_warning.setWordWrap(True)
+        self.memory_warning.setVisible(False)
+        self.devices: tuple[DeviceMemory | None, DeviceMemory | None] | None = None
+        self.memory_check: MemoryCheck | None = None
+        self._device_jobs = Jobs("device memory", self)
+        self._device_jobs.submit(lambda _task: detect_devices(), on_done=self._devices_detected)
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 10)
         layout.addLayout(top)
         layout.addWidget(scroll, 1)
+        layout.addWidget(self.memory)
+        layout.addWidget(self.memory_warning)
         layout.addLayout(bottom)
 
         self._validate_timer = QTimer(self)
@@ -166,6 +212,8 @@ class Launcher(QWidget):
         edit.textChanged.connect(changed)
         if spec.kind == "list":
             edit.setPlaceholderText("comma-separated")
+        if spec.kind == "table":
+            edit.setPlaceholderText("{ enable_thinking = false }")
         if spec.kind != "path":
             return edit
         holder = QWidget()
@@ -230,6 +278,8 @@ class Launcher(QWidget):
                 text = self._line_edit(editor).text().strip()
                 if spec.kind == "list":
                     out[spec.key] = [part.strip() for part in text.split(",") if part.strip()]
+                elif spec.kind == "table":
+                    out[spec.key] = parse_table(text)
                 elif spec.kind == "float":
                     try:
                         out[spec.key] = float(text)
@@ -255,6 +305,8 @@ class Launcher(QWidget):
             elif spec.kind == "list":
                 self._line_edit(editor).setText(", ".join(str(v) for v in value))
                 self._line_edit(editor).setCursorPosition(0)
+            elif spec.kind == "table":
+                self._line_edit(editor).setText(table_text(value) if isinstance(value, dict) else str(value))
             elif spec.kind == "float":
                 self._line_edit(editor).setText(
                     f"{value:g}" if isinstance(value, float | int) else str(value)
@@ -274,7 +326,37 @@ class Launcher(QWidget):
         algorithm = self.editors["algorithm"]
         if isinstance(algorithm, QComboBox):
             self.ppo_box.setEnabled(algorithm.currentText() == "ppo")
+        self._update_advanced_title()
         self._validate_timer.start()
+
+    def _toggle_advanced(self, shown: bool) -> None:
+        self.advanced_body.setVisible(shown)
+        self.advanced_toggle.setArrowType(Qt.ArrowType.DownArrow if shown else Qt.ArrowType.RightArrow)
+
+    def _update_advanced_title(self) -> None:
+        values = self.values()
+        changed = [s.key for s in self.specs if s.advanced and values.get(s.key) != s.default]
+        note = f"  ({len(changed)} changed from the defaults)" if changed else ""
+        self.advanced_toggle.setText(f"Advanced: TRL GRPO knobs, prompt rendering, PPO{note}")
+        self.advanced_toggle.setToolTip(
+            "Changed: " + ", ".join(changed) if changed else "Every advanced setting is at its default"
+        )
+
+    # ---- memory ---------------------------------------------------------------------------------------
+    def _devices_detected(self, devices: tuple[DeviceMemory | None, DeviceMemory | None]) -> None:
+        self.devices = devices
+        self.validate()
+
+    def _update_memory(self, cfg: RunConfig | None) -> None:
+        if cfg is None:
+            return  # keep the last estimate while the form is being edited into shape
+        gpu, ram = self.devices or (None, None)
+        self.memory_check = check(cfg, gpu, ram)
+        detecting = " Detecting the device's memory…" if self.devices is None else ""
+        self.memory.setText(self.memory_check.summary() + detecting)
+        warning = self.memory_check.warning()
+        self.memory_warning.setText(f"⚠ {warning}" if warning else "")
+        self.memory_warning.setVisible(bool(warning))
 
     def validate(self) -> RunConfig | None:
         try:
@@ -283,6 +365,7 @@ class Launcher(QWidget):
             self.message.setText(f"<span style='color:#c53030'>✗ {exc}</span>")
             self.launch_button.setEnabled(False)
             return None
+        self._update_memory(cfg)
         self.message.setText(
             f"<span style='color:#1f8a4c'>✓ Ready: {cfg.algorithm.upper()} on "
             f"{_short(cfg.resolved_model())}, {cfg.training.max_steps} steps.</span>"
