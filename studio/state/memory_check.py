@@ -176,6 +176,15 @@ def recorded_memory(conn: sqlite3.Connection, run_id: int) -> tuple[float | None
     return values.get("memory/estimate_gb"), values.get("memory/peak_gb")
 
 
+def memory_note(estimate_gb: float | None, peak_gb: float | None) -> str:
+    """The dashboard's line on a finished run's memory: the measured peak against the estimate."""
+    if peak_gb is None:
+        return ""
+    if estimate_gb is None:
+        return f"peak memory {_size(peak_gb)}"
+    return f"peak memory {_size(peak_gb)} measured, {_size(estimate_gb)} estimated"
+
+
 def _size(gb: float) -> str:
     return f"{gb:.2f} GB" if gb >= 1 else f"{gb * 1000:.0f} MB" if gb >= 0.001 else f"{gb * 1e6:.0f} kB"
 

@@ -25,6 +25,7 @@ from studio.plots.alert_markers import AlertMarkers
 from studio.plots.plot_grid import PlotGrid, plotted_key
 from studio.state import alerts as alerts_store
 from studio.state.export import export_metrics_csv
+from studio.state.memory_check import memory_note, recorded_memory
 from studio.state.studio_state import StudioState
 from studio.widgets.alert_banner import AlertBanner
 from studio.widgets.error_banner import ErrorBanner
@@ -164,6 +165,8 @@ class Dashboard(QWidget):
                 note = "started elsewhere"
         elif run is not None and run.active and self.state.control_mode(run.id) == "signal":
             note = "started outside this window: only Stop is available here"
+        elif run is not None and not run.active and self.state.db is not None:
+            note = memory_note(*recorded_memory(self.state.db.conn, run.id))
         if run is None and self.pending is not None and self.pending.running:
             self.header.show_run(
                 None, None, note=f"Starting {self.pending.name or 'a run'}: loading the model…"

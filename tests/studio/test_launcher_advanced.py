@@ -132,3 +132,27 @@ def test_device_memory_is_read_from_nvidia_smi_or_the_system(tmp_path: Path, mon
     assert abs(gpu.total_gb - 81559 * 2**20 / 1e9) < 1e-6
     fake.write_text("#!/bin/sh\necho 'NVIDIA-SMI has failed' >&2\nexit 9\n")
     assert detect_gpu() is None
+
+
+def test_the_dashboard_shows_a_finished_runs_measured_peak_against_the_estimate(
+    qtbot, state, ws_path
+) -> None:
+    from helpers import add_run
+
+    from engine.contract import schema
+    from studio.widgets.dashboard import Dashboard
+
+    run_id = add_run(ws_path, name="measured", steps=3)
+    conn = schema.connect(str(ws_path))
+    with conn:  # what the engine records at a run's last step (engine/memory_use.py)
+        conn.executemany(
+            "INSERT INTO metrics(run_id, step, key, value, time) VALUES (?, 3, ?, ?, 0)",
+            [(run_id, "memory/peak_gb", 0.664), (run_id, "memory/estimate_gb", 0.275)],
+        )
+    conn.close()
+    state.refresh()
+    dashboard = Dashboard(state)
+    qtbot.addWidget(dashboard)
+    state.select_run(run_id)
+    dashboard.update_view()
+    assert "peak memory 664 MB measured, 275 MB estimated" in dashboard.header.detail.text()
