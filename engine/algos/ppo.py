@@ -50,11 +50,13 @@ from transformers import get_scheduler
 
 from engine import control
 from engine.algos.grpo import lora_config
+from engine.contract import token_stats as ts
 from engine.generation import generate
 from engine.lifecycle import Lifecycle
 from engine.modeling import DevicePlan
 from engine.rewards.api import ScoredBatch
 from engine.session import COMPLETE_MARKER, Rollouts, RunSession
+from engine.token_evidence import TokenTexts, token_blobs
 
 POLICY, VALUE = "default", "value"  # the two LoRA adapters
 
@@ -282,6 +284,13 @@ class Trainer:
     optimizer: torch.optim.Optimizer
     scheduler: Any
     kl: KLController
+    _token_texts: TokenTexts | None = None
+
+    def token_texts(self, tokenizer: Any) -> TokenTexts:
+        """Token texts decoded once per id for the run (token-level evidence)."""
+        if self._token_texts is None:
+            self._token_texts = TokenTexts(tokenizer)
+        return self._token_texts
 
     def save(self, step: int) -> None:
         """checkpoint-<step>: both adapters (policy at the root, value in value/), the value head, the
@@ -351,7 +360,7 @@ def ppo_step(trainer: Trainer, tokenizer: Any, step: int) -> tuple[dict[str, flo
     score = score - t.missing_eos_penalty * truncated
     model.eval()
     with torch.no_grad():
-        old_logprobs, _ = policy_logprobs(model, tokens, t.temperature)
+        old_logprobs, old_entropy = policy_logprobs(model, tokens, t.temperature)
         old_values = state_values(model, head, tokens) * mask
         if t.beta > 0:
             ref = reference_logprobs(model, tokens, t.temperature)
@@ -436,6 +445,19 @@ def ppo_step(trainer: Trainer, tokenizer: Any, step: int) -> tuple[dict[str, flo
         "advantages": advantages[:, 0].tolist(),  # the advantage of each completion's first token
         "scored": scored,
     }
+    if t.record_token_stats:  # token-level evidence: what this step already computed, per token
+        evidence = {ts.LOGPROB: old_logprobs, ts.ENTROPY: old_entropy, ts.ADVANTAGE: advantages}
+        # the token's share of the policy loss at the first update (ratio 1), per completion token;
+        # PPO's KL penalty is in its reward, so in the advantage
+        evidence[ts.LOSS] = -advantages / lengths.clamp(min=1).unsqueeze(1)
+        evidence |= {ts.KL: token_kl} if t.beta > 0 else {}
+        evidence[ts.VALUE] = old_values
+        local["token_stats"] = token_blobs(
+            trainer.token_texts(tokenizer),
+            tokens.completion_ids.tolist(),
+            lengths.tolist(),
+            {k: v.float().tolist() for k, v in evidence.items()},
+        )
     return stats, local
 
 
@@ -454,6 +476,7 @@ def record(session: RunSession, step: int, stats: dict[str, float], parts: list[
                 truncated=part["truncated"],
                 advantages=part["advantages"],
                 scored=part["scored"],
+                token_stats=part.get("token_stats"),
             ),
             t.num_generations,
         )

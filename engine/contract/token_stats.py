@@ -44,7 +44,7 @@ pi/pi_sampling is 1: (-advantage x weight + beta x kl) / completion tokens. Summ
 that completion's term in GRPO's loss (loss_type grpo; other loss types divide by another constant).
 Negative: the update makes the token more likely."""
 KL = "kl"
-"""KL(policy || reference) at the token (k3 estimator, as TRL's GRPO and PPO's default), when beta > 0."""
+"""KL(policy || reference) at the token, when beta > 0: GRPO's k3 estimator (TRL's), PPO's kl_estimator."""
 VALUE = "value"
 """PPO: the value head's estimate of the return from that token."""
 

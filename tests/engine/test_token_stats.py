@@ -139,3 +139,41 @@ def test_a_real_grpo_run_records_each_rollouts_tokens_with_the_sampling_policys_
         assert torch.allclose(torch.tensor(entropy), want_entropy, atol=1e-2, rtol=1e-2)
     assert max(kl_by_step[1]) < 1e-3  # the policy is the reference until the first update
     assert max(kl_by_step[2]) > 0  # after it, it has moved
+
+
+@requires_demo
+def test_a_real_ppo_step_records_its_per_token_advantages_values_and_kl(tmp_path: Path) -> None:
+    db = tmp_path / "ws.sqlite"
+    cfg = write_config(tmp_path, max_steps=1, checkpoint_every=0, beta=0.05)
+    cfg.write_text(cfg.read_text().replace('algorithm = "grpo"', 'algorithm = "ppo"'))
+    done = subprocess.run(
+        engine_cmd("run", str(cfg), "--db", str(db)),
+        capture_output=True,
+        text=True,
+        env=engine_env() | {"OMP_NUM_THREADS": "1"},
+        stdin=subprocess.DEVNULL,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = (
+        sqlite3.connect(db)
+        .execute(
+            "SELECT r.completion_tokens, r.advantage, t.data FROM rollouts r"
+            " LEFT JOIN token_stats t ON t.rollout_id = r.id ORDER BY r.id"
+        )
+        .fetchall()
+    )
+    assert len(rows) == 8
+    for n_tokens, advantage, data in rows:
+        tokens = ts.unpack(data)
+        assert len(tokens) == n_tokens
+        assert set(tokens.stats) == {ts.LOGPROB, ts.ENTROPY, ts.ADVANTAGE, ts.LOSS, ts.KL, ts.VALUE}
+        assert all(lp <= 0 for lp in tokens.stats[ts.LOGPROB])
+        assert tokens.stats[ts.ADVANTAGE][0] == pytest.approx(
+            advantage, abs=1e-2
+        )  # the row's: its first token's
+        shares = tokens.stats[ts.LOSS]
+        assert sum(shares) == pytest.approx(-sum(tokens.stats[ts.ADVANTAGE]) / n_tokens, abs=1e-2)
+        assert (
+            max(abs(k) for k in tokens.stats[ts.KL]) < 1e-3
+        )  # the policy is the reference before its update
