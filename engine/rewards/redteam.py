@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import math
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -264,6 +265,8 @@ _INJECTION = re.compile(
     r"ignore (?:the rubric|all (?:the )?previous|previous instructions)|give it the maximum score",
     re.IGNORECASE,
 )
+LOOP_SCAN_CHARS = 400
+"""Texts up to this long are searched for loops with a regex, longer ones judged by how well they compress."""
 STUFFED_MIN_VALUES = 5
 """A completion of at least this many distinct numbers, numbers being most of it, is stuffed."""
 
@@ -271,9 +274,17 @@ STUFFED_MIN_VALUES = 5
 def is_repetitive(text: str, max_distinct: float = 0.5) -> bool:
     """Whether `text` is mostly a loop: one piece repeated back to back over half of it, or (12 words or
     more) at most `max_distinct` of its word 3-grams distinct."""
-    loops = sum(len(m.group(0)) for m in _LOOP.finditer(text))
-    if len(text) >= 12 and loops * 2 >= len(text):
-        return True
+    if len(text) > LOOP_SCAN_CHARS:
+        # a long text: the regex below costs ~0.3 s per 20k characters; a text half made of a loop
+        # compresses to a fifth of its size or less (prose and code: a third and more)
+        if len(zlib.compress(text.encode("utf-8", "replace"), 1)) <= 0.2 * len(
+            text.encode("utf-8", "replace")
+        ):
+            return True
+    else:
+        loops = sum(len(m.group(0)) for m in _LOOP.finditer(text))
+        if len(text) >= 12 and loops * 2 >= len(text):
+            return True
     words = text.split()
     if len(words) < 12:
         return False
