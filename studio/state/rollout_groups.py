@@ -90,3 +90,17 @@ def prompt_history(
         (*params, limit),
     ).fetchall()
     return _details(conn, found), total
+
+
+def records_rendered_prompts(conn: sqlite3.Connection, run_id: int | None) -> bool | None:
+    """Whether the run's groups hold each prompt exactly as the model saw it (the chat template applied,
+    engine/prompts.py): every run whose engine knew `[data] chat_template` records the rendered text; an
+    older run recorded the dataset's prompt. None when the run or its config cannot be read."""
+    if run_id is None:
+        return None
+    row = conn.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()
+    try:
+        data = json.loads(row[0]).get("data") if row else None
+    except (json.JSONDecodeError, TypeError, AttributeError):
+        return None
+    return "chat_template" in data if isinstance(data, dict) else None

@@ -271,6 +271,9 @@ class InspectorView(QWidget):
         self.model.set_source(path, run_id)
         self.agent.set_run(path, self.model.conn, run_id, self.model.weights)
         self.prompts.set_run(self.model.conn, run_id)
+        self.group.rendered_prompts = (
+            rg.records_rendered_prompts(self.model.conn, run_id) if self.model.conn else None
+        )
         if self.agreement is not None:
             self.agreement.view.set_run(self.model.conn, run_id)
         self._update_title()

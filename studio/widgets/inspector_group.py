@@ -63,6 +63,8 @@ class GroupView(QWidget):
 
         self.title = QLabel()
         self.title.setTextFormat(Qt.TextFormat.RichText)
+        self.rendered_prompts: bool | None = None
+        """Whether the run records prompts as the model saw them (chat template applied); set per run."""
         self.prompt = QTextBrowser()
         self.prompt.setObjectName("promptText")
         self.prompt.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -110,13 +112,24 @@ class GroupView(QWidget):
         inline = len(detail.prompt) <= INLINE_PROMPT and "\n" not in detail.prompt
         shown = detail.prompt.replace(" ", "·") if visible else detail.prompt
         prompt = f"“{html.escape(shown)}” " if inline else ""
+        seen = ""
+        if self.rendered_prompts is not None:
+            seen = "as the model saw it " if self.rendered_prompts else "(the dataset's text) "
         self.title.setText(
-            f"<b>Group</b> · step {detail.step} · prompt {prompt}"
+            f"<b>Group</b> · step {detail.step} · prompt {seen}{prompt}"
             f"{'#' + str(detail.prompt_index) if detail.prompt_index is not None else '(no dataset row)'}"
             f" · {n} completion{'s' if n != 1 else ''} · {_stats(detail.reward_mean, detail.reward_std)}"
             ' · <span style="color:#718096">←/→ move · +/- label · N note · P over training</span>'
         )
         self.prompt.setHtml(render_html(detail.prompt, visible))
+        self.prompt.setToolTip(
+            "The exact text the model was given: the dataset's prompt with the chat template (and system "
+            "prompt) applied, special tokens included"
+            if self.rendered_prompts
+            else "The dataset's prompt: this run was recorded before RL Studio kept the rendered prompt"
+            if self.rendered_prompts is False
+            else ""
+        )
         self.prompt.setVisible(not inline)
         self._fit_prompt()
         while len(self.cards) < n:
@@ -140,11 +153,13 @@ class GroupView(QWidget):
         self.set_current(ids.index(selected) if selected in ids else 0, scroll=True, announce=False)
 
     def _fit_prompt(self) -> None:
-        """As tall as the prompt, up to four lines (then it scrolls)."""
+        """As tall as the prompt, up to four lines, or eight for a rendered one (a chat template's turns and
+        special tokens take lines of their own); then it scrolls."""
         doc = self.prompt.document()
         doc.setTextWidth(max(self.prompt.viewport().width(), 200))
         line = self.prompt.fontMetrics().lineSpacing()
-        height = min(int(doc.size().height()), 4 * line + 8) + 2 * self.prompt.frameWidth() + 2
+        lines = 8 if self.rendered_prompts else 4
+        height = min(int(doc.size().height()), lines * line + 8) + 2 * self.prompt.frameWidth() + 2
         self.prompt.setFixedHeight(max(height, line + 12))
 
     def resizeEvent(self, event: QResizeEvent) -> None:

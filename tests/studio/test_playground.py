@@ -15,6 +15,7 @@ import pytest
 from engine.contract.paths import DEMO_DIR
 from studio.engine_client import REPO_ROOT, engine_command
 from studio.state.playground import Request
+from studio.state.rollout_groups import records_rendered_prompts
 from studio.state.studio_state import StudioState
 from studio.widgets.playground import PlaygroundView
 
@@ -92,6 +93,8 @@ def test_playground_streams_base_and_run_side_by_side(qtbot, state: StudioState,
         assert column.done.rendered_prompt == eval_prompt
         assert all(v is not None for v in column.done.scores.values()), column.done.errors
     assert next(iter(view.playground.engines.values())).process.processId() == pid  # the engine is reused
+    # The run recorded its prompts as the model saw them: the inspector says so.
+    assert state.db is not None and records_rendered_prompts(state.db.conn, run_id) is True
 
 
 def test_a_playground_engine_that_dies_says_so(qtbot, state: StudioState, view, tmp_path: Path) -> None:
