@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from agent_workspace import POLICIES, build_agent_run
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor
 from test_inspector import WAIT_MS, dispose
 from test_rollout_workspace import build_run
@@ -172,6 +173,12 @@ def test_a_group_side_by_side_and_a_click_opens_a_timeline(qtbot, agent_run, sta
     assert view.tabs.currentWidget() is view.agent.timeline
     assert view.agent.timeline.rollout is not None and view.agent.timeline.rollout.id == target
 
+    # T brings the trajectory back from another tab
+    view.tabs.setCurrentWidget(view.agent.group)
+    view.table.setFocus()
+    qtbot.keyClick(view.table, Qt.Key.Key_T)
+    assert view.tabs.currentWidget() is view.agent.timeline
+
 
 def test_where_agents_fail_counts_first_failures(ws_path, agent_run) -> None:
     conn = sqlite3.connect(ws_path)
@@ -332,6 +339,8 @@ def test_a_screenshot_of_an_agent_rollout(qtbot, agent_run, state: StudioState, 
     assert main(argv) == 0
     assert (QImage(str(out)).width(), QImage(str(out)).height()) == (1400, 900)
     # the window it grabbed showed the first rollout's trajectory, not an empty tab
-    shown = [w for w in QApplication.topLevelWidgets() if type(w).__name__ == "MainWindow" and w is not None]
+    from studio.widgets.main_window import MainWindow
+
+    shown = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
     timelines = [w.inspector.agent.timeline for w in shown if w.inspector.agent.timeline.rollout is not None]
     assert timelines and "Turn 1" in timelines[-1].text()
