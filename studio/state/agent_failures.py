@@ -24,7 +24,14 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from engine.contract.trajectory import Trajectory, call_outcome, first_repeat, read_trajectory, succeeded
+from engine.contract.trajectory import (
+    SUCCESS_REWARD,
+    Trajectory,
+    call_outcome,
+    first_repeat,
+    read_trajectory,
+    succeeded,
+)
 
 KINDS = ("invalid", "tool_error", "loop", "max_turns", "length", "error", "wrong_answer")
 KIND_TEXT = {
@@ -131,13 +138,16 @@ def failure_report(
     report = FailureReport()
     lo = step_min if step_min is not None else -(2**62)
     hi = step_max if step_max is not None else 2**62
+    in_range = "run_id = ? AND ended IS NOT NULL AND step BETWEEN ? AND ?"
+    counted = conn.execute(f"SELECT count(*) FROM rollouts WHERE {in_range}", (run_id, lo, hi)).fetchone()
+    # Only the failing trajectories are parsed: SQLite reads the reward out of the JSON itself.
     after = 0
     sql = (
-        "SELECT id, trajectory FROM rollouts WHERE run_id = ? AND ended IS NOT NULL AND step BETWEEN ? AND ?"
-        " AND id > ? ORDER BY id LIMIT ?"
+        f"SELECT id, trajectory FROM rollouts WHERE {in_range}"
+        " AND COALESCE(json_extract(trajectory, '$.reward'), -1e308) < ? AND id > ? ORDER BY id LIMIT ?"
     )
     while True:
-        rows = conn.execute(sql, (run_id, lo, hi, after, BATCH)).fetchall()
+        rows = conn.execute(sql, (run_id, lo, hi, SUCCESS_REWARD, after, BATCH)).fetchall()
         for rid, text in rows:
             trajectory = read_trajectory(text)
             if trajectory is not None:
@@ -147,5 +157,6 @@ def failure_report(
         after = int(rows[-1][0])
         if check is not None:
             check()
+    report.rollouts = int(counted[0]) if counted else 0
     report.failed_ids.sort()
     return report
