@@ -3,7 +3,7 @@ prompt group side by side, one prompt over training, labels and export. See docs
 
 Keys: j/k (or ↓/↑) next/previous rollout · Enter the group (←/→ or h/l between completions, Esc back)
 · + / - good / bad (again to clear) · 0 clear · N note · P this prompt over training · G the group
-· T the trajectory (agent runs)
+· T the trajectory (agent runs) · E the tokens as a heat map
 · W whitespace and special tokens · / search · Ctrl+E export.
 """
 
@@ -49,6 +49,7 @@ from studio.widgets.inspector_filters import FilterBar
 from studio.widgets.inspector_group import GroupView, PromptHistoryView
 from studio.widgets.inspector_text import search_words
 from studio.widgets.prompt_status_view import PromptStatusView
+from studio.widgets.token_heatmap import TokenHeatmap
 
 SELECT_DEBOUNCE_MS = 60
 COLUMN_WIDTHS = {"Step": 48, "Prompt": 150, "Reward": 64, "Adv.": 64, "Tokens": 54, "Trunc.": 46, "Label": 48}
@@ -123,6 +124,8 @@ class InspectorView(QWidget):
         self.prompts = PromptStatusView()
         self.prompts.sig_show_prompt.connect(self._show_prompt)
         self.tabs.addTab(self.prompts, "Prompts")
+        self.tokens = TokenHeatmap()  # the selected completion's tokens coloured by log-prob, entropy, ...
+        self.tabs.addTab(self.tokens, "Tokens")
         self.tabs.setCornerWidget(self.visible_ws)
         self.tabs.currentChanged.connect(lambda _i: self._select_timer.start())
         # Agent runs: the trajectory, the group's trajectories and where agents fail (inspector_agent.py).
@@ -181,6 +184,7 @@ class InspectorView(QWidget):
             "N": lambda: self.edit_note(self.target()),
             "P": self.open_history,
             "G": lambda: self.tabs.setCurrentWidget(self.group),
+            "E": lambda: self.tabs.setCurrentWidget(self.tokens),
             "T": self.open_trajectory,
             "W": self.visible_ws.toggle,
             "/": self.focus_search,
@@ -239,6 +243,8 @@ class InspectorView(QWidget):
                 self.agent.timeline.rollout is not None
                 or self.tabs.currentWidget() is not self.agent.timeline
             )
+        if self.tabs.currentWidget() is self.tokens:
+            return self.tokens.rollout_id is not None
         return self.group.detail is not None
 
     # ---- following the state ---------------------------------------------------------------------------
@@ -270,6 +276,7 @@ class InspectorView(QWidget):
             "Select a rollout to see its group: every completion to the same prompt at that step."
         )
         self.history.clear("Select a rollout, then press P to see its prompt at every step it was sampled.")
+        self.tokens.clear("Select a rollout to see its tokens.")
         self.model.set_source(path, run_id)
         self.agent.set_run(path, self.model.conn, run_id, self.model.weights)
         self.prompts.set_run(self.model.conn, run_id)
@@ -332,6 +339,9 @@ class InspectorView(QWidget):
             return
         if self.agent.owns_current_tab():
             self.agent.show_selection(r.id, r.group_id)
+            return
+        if self.tabs.currentWidget() is self.tokens:
+            self.tokens.show_rollout(conn, r.id)
             return
         words = search_words(self.model.filter.search)
         visible = self.visible_ws.isChecked()
