@@ -50,6 +50,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=_run_ids,
         help="the run to show (default: the newest); 3,1,2 shows run 3 compared with 1 and 2",
     )
+    parser.add_argument(
+        "--row",
+        type=int,
+        default=0,
+        help="with --view playground: the runs answer this row (0-based) of the first run's eval data",
+    )
     parser.add_argument("--size", default="1400x900", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
 
@@ -177,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         from studio.screenshot import take_screenshot
 
         width, height = (int(v) for v in args.size.lower().split("x"))
-        return take_screenshot(window, state, Path(args.screenshot), args.view, args.run, (width, height))
+        return take_screenshot(
+            window, state, Path(args.screenshot), args.view, args.run, (width, height), row=args.row
+        )
 
     if os.environ.get("RL_STUDIO_REPORT_STARTUP"):
         _report_first_paint(window)

@@ -26,6 +26,7 @@ def take_screenshot(
     view: str,
     run_ids: list[int] | None,
     size: tuple[int, int],
+    row: int = 0,
 ) -> int:
     window.resize(*size)
     window.show()
@@ -45,13 +46,17 @@ def take_screenshot(
     window.show_view(view)
     # A view may fill itself with real content first (the rubric editor runs its test on sample rows).
     prepare = getattr(window.views.get(view), "prepare_screenshot", None)
-    if callable(prepare):
+    if view == "playground":  # the checked runs answer a dataset row (streamed, then scored)
+        window.playground.prepare_screenshot(row=row)
+    elif callable(prepare):
         prepare()
     _settle(0.4)
     window.dashboard.grid.refresh()
     _settle(0.3)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not window.grab().save(str(out), "PNG"):
+    saved = window.grab().save(str(out), "PNG")
+    window.playground.shutdown()
+    if not saved:
         print(f"rl-studio: could not write {out}", file=sys.stderr)
         return 1
     print(out)

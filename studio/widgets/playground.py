@@ -70,16 +70,16 @@ class AnswerCard(QFrame):
         self.scores.setWordWrap(True)
         self.scores.setTextFormat(Qt.TextFormat.RichText)
         self.scores.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
-        top = QHBoxLayout()
-        top.addWidget(self.title, 1)
-        top.addWidget(self.state_label)
+        self.title.setMinimumWidth(1)  # a long run name is cut, not the card widened
         layout = QVBoxLayout(self)
         layout.setContentsMargins(10, 8, 10, 8)
-        layout.addLayout(top)
+        layout.setSpacing(4)
+        layout.addWidget(self.title)
+        layout.addWidget(self.state_label)
         layout.addWidget(self.text)
         layout.addWidget(self.scores)
         layout.addStretch(1)
-        self.setMinimumWidth(260)
+        self.setMinimumWidth(190)
         self._fit_text()
 
     def _fit_text(self) -> None:
@@ -217,7 +217,8 @@ class PlaygroundView(QWidget):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 6, 0)
-        for title, widget, stretch in (("RUNS", self.runs, 2), ("ASK", self.source_tabs, 3)):
+        self.runs.setMaximumHeight(150)
+        for title, widget, stretch in (("RUNS", self.runs, 0), ("ASK", self.source_tabs, 1)):
             label = QLabel(title)
             label.setObjectName("sectionTitle")
             left_layout.addWidget(label)
@@ -257,7 +258,7 @@ class PlaygroundView(QWidget):
         splitter.addWidget(left)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([360, 900])
+        splitter.setSizes([330, 900])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(12, 8, 12, 10)
         layout.addWidget(QLabel("<h2>Playground</h2>"))
@@ -356,10 +357,11 @@ class PlaygroundView(QWidget):
         self.source_tabs.setCurrentIndex(1)
         while self.rows_model.rowCount() <= index and self.rows_model.canFetchMore(QModelIndex()):
             self.rows_model.fetchMore(QModelIndex())
+        at = self.rows_model.index(index, 0)
         self.rows.selectionModel().setCurrentIndex(
-            self.rows_model.index(index, 0),
-            QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows,
+            at, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
         )
+        self.rows.scrollTo(at)
 
     # ---- generating --------------------------------------------------------------------------------------------
     def generate(self) -> None:
@@ -423,17 +425,16 @@ class PlaygroundView(QWidget):
     def shutdown(self) -> None:
         self.playground.shutdown()
 
-    def prepare_screenshot(self, timeout_s: float = 300.0) -> None:
-        """`rl-studio --screenshot --view playground --run ...`: the checked runs answer the first row of
-        their eval data (or the typed prompt), and the screenshot waits for every answer."""
+    def prepare_screenshot(self, row: int = 0, timeout_s: float = 300.0) -> None:
+        """`rl-studio --screenshot --view playground --run ... [--row N]`: the checked runs answer row N of
+        the first run's eval data (or the typed prompt), and the screenshot waits for every answer."""
         import time
 
         from PySide6.QtWidgets import QApplication
 
         if not self.prompt.toPlainText().strip():
             self.split.setCurrentText("eval" if self._has_eval() else "train")
-            self.select_row(0)
-        self.temperature.setValue(0.0)
+            self.select_row(row)
         self.generate()
         deadline = time.monotonic() + timeout_s
         while self.playground.busy and time.monotonic() < deadline:
