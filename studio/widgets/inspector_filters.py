@@ -108,6 +108,7 @@ class FilterBar(QWidget):
             self.truncated,
             self.zero_std,
             self.label,
+            self.picked,  # made in _agent_row; shown for any run while a pick is active
         ):
             layout.addWidget(widget)
         layout.addWidget(self.search, 1)
@@ -125,14 +126,17 @@ class FilterBar(QWidget):
         self.tier = self._combo([("Any tier", "")], "Only tasks of this tier (the dataset's `tier` column)")
         self._ids: tuple[int, ...] = ()
         self.picked = QPushButton()
-        self.picked.setToolTip("Rollouts picked in “Where agents fail”: click to show every rollout again")
+        self.picked.setToolTip(
+            "Only the rollouts picked elsewhere (where agents fail, an alert's examples, a criterion's "
+            "disagreements): click to drop the pick"
+        )
         self.picked.clicked.connect(self._drop_picked)
         self.picked.hide()
         row = QHBoxLayout(self.agent)
         row.setContentsMargins(0, 0, 0, 0)
         row.setSpacing(6)
         row.addWidget(QLabel("Agent"))
-        for widget in (self.outcome, self.invalid_calls, self.max_turns, self.tool, self.tier, self.picked):
+        for widget in (self.outcome, self.invalid_calls, self.max_turns, self.tool, self.tier):
             row.addWidget(widget)
         row.addStretch(1)
         self.agent.hide()
@@ -240,7 +244,7 @@ class FilterBar(QWidget):
                 combo.addItem(chosen, chosen)
             combo.setCurrentIndex(max(combo.findData(chosen), 0))
         self._ids = flt.ids
-        self.picked.setText(f"{len(flt.ids)} picked rollouts ✕")
+        self.picked.setText(f"{len(flt.ids)} picked ✕")
         self.picked.setVisible(bool(flt.ids))
         for w in (*widgets, *agent, self.errors, self.truncated, self.zero_std):
             w.blockSignals(False)

@@ -305,6 +305,12 @@ def test_a_single_turn_run_shows_no_agent_tabs(qtbot, state, view, ws_path) -> N
     assert tab_titles(view)[:2] == ["Group", "This prompt over training"]
     assert not view.filters.agent.isVisibleTo(view)
     assert view.tabs.currentWidget() is view.group
+    # rollouts picked elsewhere (an alert's examples, say) show the pick in the first row of filters
+    first = view.model.rollout(0)
+    assert first is not None
+    view.filters.set_filter(RolloutFilter(ids=(first.id,)))
+    assert view.filters.picked.isVisibleTo(view) and view.filters.picked.text() == "1 picked ✕"
+    qtbot.waitUntil(lambda: not view.model.loading and view.model.rowCount() == 1, timeout=WAIT_MS)
 
 
 def test_switching_from_an_agent_run_to_a_single_turn_run(qtbot, agent_run, state, view, ws_path) -> None:
