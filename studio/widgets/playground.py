@@ -388,7 +388,8 @@ class PlaygroundView(QWidget):
         self.banner.clear()
         self.asked.setVisible(False)
         while self.answers_layout.count():
-            widget = self.answers_layout.takeAt(0).widget()
+            item = self.answers_layout.takeAt(0)
+            widget = item.widget() if item is not None else None
             if widget is not None and widget is not self.empty:
                 widget.deleteLater()
         self.empty.setVisible(False)
