@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import random
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -140,6 +141,10 @@ class Tokens:
     def rows(self, index: Tensor) -> Tokens:
         return Tokens(self.input_ids[index], self.attention_mask[index], self.mask[index], self.prompt_width)
 
+    def to(self, device: torch.device) -> Tokens:
+        ids, attention, mask = self.input_ids.to(device), self.attention_mask.to(device), self.mask.to(device)
+        return Tokens(ids, attention, mask, self.prompt_width)
+
 
 def make_tokens(prompt_ids: list[list[int]], completion_ids: list[list[int]], pad_id: int) -> Tokens:
     completion_ids = [ids or [pad_id] for ids in completion_ids]  # never empty: a reward needs a token
@@ -245,7 +250,8 @@ def average_stats(stats: dict[str, float], world: int) -> dict[str, float]:
     import torch.distributed as dist
 
     keys = sorted(stats)
-    values = torch.tensor([stats[k] for k in keys], dtype=torch.float64) / world
+    device = "cuda" if dist.get_backend() == "nccl" else "cpu"  # NCCL reduces GPU tensors only
+    values = torch.tensor([stats[k] for k in keys], dtype=torch.float64, device=device) / world
     dist.all_reduce(values)
     return dict(zip(keys, values.tolist(), strict=True))
 
@@ -300,9 +306,10 @@ class Trainer:
         path.mkdir(parents=True, exist_ok=True)
         if rank == 0:  # a marker left by an earlier write of this step: complete only at the end
             (path / COMPLETE_MARKER).unlink(missing_ok=True)
-        torch.save(
-            {"python": random.getstate(), "torch": torch.get_rng_state()}, path / f"rng_state_{rank}.pth"
-        )
+        rng = {"python": random.getstate(), "torch": torch.get_rng_state()}
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state()  # this process's GPU
+        torch.save(rng, path / f"rng_state_{rank}.pth")
         if rank == 0:
             self.model.save_pretrained(str(path))
             torch.save(self.head.state_dict(), path / "value_head.pt")
@@ -333,6 +340,8 @@ class Trainer:
             rng = torch.load(rng_file, weights_only=False)  # our own file: Python's RNG state is a tuple
             random.setstate(rng["python"])
             torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state(rng["cuda"])
         return int(state["step"])
 
 
@@ -348,15 +357,16 @@ def ppo_step(trainer: Trainer, tokenizer: Any, step: int) -> tuple[dict[str, flo
     prompts = [row["prompt"] for row in rows]
     generated = generate(model, tokenizer, prompts, cfg, seed=t.seed + 100_003 * step + rank + 1)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    tokens = make_tokens(generated.prompt_ids, generated.completion_ids, pad_id)
+    device = next(model.parameters()).device
+    tokens = make_tokens(generated.prompt_ids, generated.completion_ids, pad_id).to(device)
     mask = tokens.mask
     lengths = mask.sum(1).long()
 
     # -- score: the rubric's total on the last token, a KL penalty on every token
     columns = {k: [row.get(k) for row in rows] for k in rows[0] if k != "prompt"}
     scored = session.score(prompts, generated.completions_for_rubric, columns, generated.completion_ids, step)
-    truncated = torch.tensor(generated.truncated, dtype=torch.float32)
-    score = torch.nan_to_num(torch.tensor(scored.totals, dtype=torch.float32), nan=0.0)
+    truncated = torch.tensor(generated.truncated, dtype=torch.float32, device=device)
+    score = torch.nan_to_num(torch.tensor(scored.totals, dtype=torch.float32, device=device), nan=0.0)
     score = score - t.missing_eos_penalty * truncated
     model.eval()
     with torch.no_grad():
@@ -369,7 +379,7 @@ def ppo_step(trainer: Trainer, tokenizer: Any, step: int) -> tuple[dict[str, flo
             token_kl = torch.zeros_like(mask)
         kl_coef = trainer.kl.value
         rewards = -kl_coef * token_kl
-        rewards[torch.arange(len(rows)), lengths - 1] += score
+        rewards[torch.arange(len(rows), device=device), lengths - 1] += score
         advantages, returns = gae(rewards, old_values, mask, t.gamma, t.lam)
         if t.whiten_advantages:
             advantages = masked_whiten(advantages, mask)
@@ -508,7 +518,11 @@ def train(session: RunSession, model: Any, tokenizer: Any, plan: DevicePlan, res
     """Run PPO until max_steps or a stop; returns the last completed step."""
     t = session.cfg.training
     rank, world = rank_and_world()
-    policy, head = build_model(session, model.to(plan.device))
+    device = torch.device(plan.device)
+    if device.type == "cuda":  # under torchrun / accelerate launch, each process on its own GPU
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    policy, head = build_model(session, model.to(device))
     params = [p for p in policy.parameters() if p.requires_grad] + list(head.parameters())
     optimizer = torch.optim.AdamW(params, lr=t.learning_rate, weight_decay=0.0)
     scheduler = get_scheduler(
