@@ -1,7 +1,7 @@
 """rl-studio: open a workspace, launch and steer runs, watch live curves.
 
     rl-studio [--workspace PATH]
-    rl-studio --workspace PATH --screenshot OUT.png [--view dashboard|inspector|rubric|...] [--run ID]
+    rl-studio --workspace PATH --screenshot OUT.png [--view dashboard|inspector|rubric|...] [--run ID] [--tab tokens]
 
 Builds the state (workspace reader, metrics cache, watcher, engine client), the main window, and
 connects them. With no workspace argument it opens the default one in the user's data folder,
@@ -55,6 +55,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         default=0,
         help="with --view playground: the runs answer this row (0-based) of the first run's eval data",
+    )
+    parser.add_argument(
+        "--tab",
+        choices=("group", "history", "prompts", "tokens"),
+        help="with --view inspector: the detail tab to show (tokens: the selected completion's heat map)",
     )
     parser.add_argument("--size", default="1400x900", help=argparse.SUPPRESS)
     return parser.parse_args(argv)
@@ -184,7 +189,14 @@ def main(argv: list[str] | None = None) -> int:
 
         width, height = (int(v) for v in args.size.lower().split("x"))
         return take_screenshot(
-            window, state, Path(args.screenshot), args.view, args.run, (width, height), row=args.row
+            window,
+            state,
+            Path(args.screenshot),
+            args.view,
+            args.run,
+            (width, height),
+            row=args.row,
+            tab=args.tab,
         )
 
     if os.environ.get("RL_STUDIO_REPORT_STARTUP"):

@@ -27,6 +27,7 @@ def take_screenshot(
     run_ids: list[int] | None,
     size: tuple[int, int],
     row: int = 0,
+    tab: str | None = None,
 ) -> int:
     window.resize(*size)
     window.show()
@@ -44,6 +45,10 @@ def take_screenshot(
         if ids:
             state.select_run(ids[0], compare=ids[1:])
     window.show_view(view)
+    if view == "inspector" and tab:  # a detail tab other than the group (tokens: the heat map)
+        inspector = window.inspector
+        pages = {"group": inspector.group, "history": inspector.history, "prompts": inspector.prompts}
+        inspector.tabs.setCurrentWidget(pages.get(tab, inspector.tokens))
     # A view may fill itself with real content first (the rubric editor runs its test on sample rows).
     prepare = getattr(window.views.get(view), "prepare_screenshot", None)
     if view == "playground":  # the checked runs answer a dataset row (streamed, then scored)

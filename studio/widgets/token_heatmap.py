@@ -11,11 +11,13 @@ import sqlite3
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QColor,
+    QFont,
     QFontDatabase,
     QHelpEvent,
     QLinearGradient,
     QPainter,
     QPaintEvent,
+    QTextBlockFormat,
     QTextCharFormat,
     QTextCursor,
 )
@@ -37,6 +39,7 @@ from studio.state.token_heat import Scale
 
 MARKS = {" ": "·", "\t": "→", "\n": "⏎\n", "\r": "␍"}
 MARK_COLOR = "#718096"
+GAP = "\u200b"  # zero width, widened by letter spacing: a thin gap that is not a space
 NO_STATS = (
     "This rollout has no token-level evidence: the run was recorded with [training] record_token_stats = "
     "false, by an RL Studio from before it, or it is an agent rollout."
@@ -86,18 +89,30 @@ class TokenText(QTextBrowser):
         super().__init__(parent)
         self.setReadOnly(True)
         self.setOpenLinks(False)
-        self.setFont(QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont))
+        self.setObjectName("tokenHeatmap")
+        family = QFontDatabase.systemFont(QFontDatabase.SystemFont.FixedFont).family()
+        self.setStyleSheet(f"QTextBrowser#tokenHeatmap {{ font-family: '{family}'; font-size: 12pt; }}")
         self.tokens: TokenStats | None = None
         self.starts: list[int] = []
-        """The document position where each token's span begins."""
+        """The document position of each token's first character."""
+        self.ends: list[int] = []
+        """The document position just after each token's last character."""
 
     def set_tokens(self, tokens: TokenStats, scale: Scale) -> None:
         self.tokens = tokens
-        self.starts = []
+        self.starts, self.ends = [], []
         self.clear()
         cursor = QTextCursor(self.document())
+        block = QTextBlockFormat()
+        block.setLineHeight(160, QTextBlockFormat.LineHeightTypes.ProportionalHeight.value)
+        cursor.setBlockFormat(block)
+        gap = QTextCharFormat()
+        gap.setFontLetterSpacingType(QFont.SpacingType.AbsoluteSpacing)
+        gap.setFontLetterSpacing(2.0)
         values = tokens.stats[scale.stat]
-        for text, value in zip(tokens.texts, values, strict=True):
+        for i, (text, value) in enumerate(zip(tokens.texts, values, strict=True)):
+            if i:  # a 2-pixel gap between tokens: where one ends and the next begins stays visible
+                cursor.insertText(GAP, gap)
             self.starts.append(cursor.position())
             fmt = QTextCharFormat()
             fmt.setBackground(QColor(scale.color(value)))
@@ -108,20 +123,27 @@ class TokenText(QTextBrowser):
             else:  # whitespace alone: show it, or its colour would be invisible
                 fmt.setForeground(QColor(MARK_COLOR))
                 cursor.insertText("".join(MARKS.get(c, c) for c in text), fmt)
+            self.ends.append(cursor.position())
         self.moveCursor(QTextCursor.MoveOperation.Start)
 
     def token_at_position(self, position: int) -> int | None:
-        """The token whose span holds document position `position`."""
+        """The token drawn with the document's character at `position` (None for a gap between tokens)."""
         if self.tokens is None or not self.starts or position < 0:
             return None
         index = bisect.bisect_right(self.starts, position) - 1
-        return index if 0 <= index < len(self.starts) else None
+        return index if index >= 0 and position < self.ends[index] else None
 
     def token_at(self, point: QPoint) -> int | None:
         """The token under a point of the viewport (None over blank space)."""
         offset = QPointF(self.horizontalScrollBar().value(), self.verticalScrollBar().value())
         layout = self.document().documentLayout()
         position = layout.hitTest(QPointF(point) + offset, Qt.HitTestAccuracy.ExactHit)
+        if position < 0:
+            return None
+        cursor = QTextCursor(self.document())
+        cursor.setPosition(position)
+        if point.x() < self.cursorRect(cursor).left():  # the hit is the right half of the character before
+            position -= 1
         return self.token_at_position(position)
 
     def tooltip_at(self, point: QPoint) -> str | None:

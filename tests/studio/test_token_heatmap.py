@@ -54,14 +54,14 @@ def demo_config(folder: Path) -> Path:
     return path
 
 
-def point_of(text: TokenText, index: int) -> QPoint:
-    """A point inside token `index`'s span, in viewport coordinates."""
+def point_of(text: TokenText, index: int, at: float = 0.5) -> QPoint:
+    """A point `at` of the way across token `index`'s last character, in viewport coordinates."""
     cursor = QTextCursor(text.document())
-    cursor.setPosition(text.starts[index])
+    cursor.setPosition(text.ends[index] - 1)
     left = text.cursorRect(cursor)
-    cursor.setPosition(text.starts[index] + 1)
+    cursor.setPosition(text.ends[index])
     right = text.cursorRect(cursor)
-    return QPoint((left.left() + right.left()) // 2, left.center().y())
+    return QPoint(round(left.left() + (right.left() - left.left()) * at), left.center().y())
 
 
 def background_at(text: TokenText, index: int) -> str:
@@ -144,6 +144,11 @@ def test_the_heat_map_colours_a_recorded_completion_by_each_statistic(
     QCoreApplication.sendEvent(viewport, QHelpEvent(QEvent.Type.ToolTip, point, viewport.mapToGlobal(point)))
     assert QToolTip.text() == tip
     assert heat.text.tooltip_at(QPoint(5, heat.text.viewport().height() - 5)) is None  # blank space
+    for i in range(len(tokens)):  # either half of a token's last character is that token
+        for at in (0.2, 0.8):
+            assert f"token {i + 1} of {len(tokens)} ·" in (
+                heat.text.tooltip_at(point_of(heat.text, i, at)) or ""
+            )
 
     # the chosen statistic stays when the next rollout is selected
     heat.set_stat(ts.ENTROPY)
