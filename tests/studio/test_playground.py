@@ -60,6 +60,15 @@ def test_playground_streams_base_and_run_side_by_side(qtbot, state: StudioState,
     view.playground.sig_text.connect(lambda key, text: pieces.append((key, text)))
 
     view.prompt.setPlainText("2+3=")
+    # Stop while the engine is still loading the model: every answer ends, stopped, unscored.
+    view.generate()
+    assert view.stop_button.isEnabled()
+    view.stop_button.click()
+    qtbot.waitUntil(lambda: not view.playground.busy, timeout=300_000)
+    assert all(c.done is not None and c.done.stopped for c in view.playground.columns.values())
+    assert view.status.text() == "Stopped." and not view.stop_button.isEnabled()
+    assert all("not scored" in card.scores.text() for card in view.cards.values())
+
     view.temperature.setValue(0.0)
     view.max_tokens.setValue(12)
     view.generate()
