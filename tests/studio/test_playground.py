@@ -49,7 +49,9 @@ def view(qtbot, state: StudioState):  # type: ignore[no-untyped-def]
 
 
 @requires_demo
-def test_playground_streams_base_and_run_side_by_side(qtbot, state: StudioState, ws_path: Path, view) -> None:
+def test_playground_streams_base_and_run_side_by_side(
+    qtbot, state: StudioState, ws_path: Path, view, tmp_path: Path
+) -> None:
     run_id = _train_demo(ws_path)
     state.refresh()
     state.engines.command = engine_command()
@@ -104,6 +106,47 @@ def test_playground_streams_base_and_run_side_by_side(qtbot, state: StudioState,
     assert next(iter(view.playground.engines.values())).process.processId() == pid  # the engine is reused
     # The run recorded its prompts as the model saw them: the inspector says so.
     assert state.db is not None and records_rendered_prompts(state.db.conn, run_id) is True
+
+    # A run on another base model (a copy of the demo model elsewhere) goes to an engine of its own, and
+    # each run is compared with its own base.
+    other = _copy_of_run_on_another_base(ws_path, run_id, tmp_path)
+    state.refresh()
+    view.refresh_runs()
+    view.set_checked_runs([run_id, other])
+    view.source_tabs.setCurrentIndex(0)
+    view.generate()
+    qtbot.waitUntil(lambda: not view.playground.busy, timeout=300_000)
+    assert len(view.playground.engines) == 2
+    titles = [c.title for c in view.playground.columns.values()]
+    assert titles.count("Base model (demo/model)") == 1 and titles.count("Base model (other-base/model)") == 1
+    assert all(c.done is not None and c.done.text for c in view.playground.columns.values())
+
+
+def _copy_of_run_on_another_base(ws_path: Path, run_id: int, tmp_path: Path) -> int:
+    """Run `run_id` again, as far as the playground can tell, but on a copy of its base model."""
+    import shutil
+
+    from engine.contract import schema
+    from engine.contract.paths import run_dir
+
+    model = tmp_path / "other-base" / "model"
+    shutil.copytree(DEMO_DIR / "model", model)
+    conn = schema.connect(str(ws_path))
+    config, rubric_version = conn.execute(
+        "SELECT config, rubric_version_id FROM runs WHERE id = ?", (run_id,)
+    ).fetchone()
+    data = json.loads(config)
+    data["model"]["path"] = str(model)
+    with conn:
+        other = conn.execute(
+            "INSERT INTO runs(name, status, algorithm, config, rubric_version_id, step, max_steps, created_at)"
+            " VALUES ('other-base', 'finished', 'grpo', ?, ?, 2, 2, 0)",
+            (json.dumps(data), rubric_version),
+        ).lastrowid
+    conn.close()
+    assert other is not None
+    shutil.copytree(run_dir(ws_path, run_id) / "adapter", run_dir(ws_path, other) / "adapter")
+    return int(other)
 
 
 def test_a_playground_engine_that_dies_says_so(qtbot, state: StudioState, view, tmp_path: Path) -> None:
