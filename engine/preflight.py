@@ -171,7 +171,6 @@ def _as_text(value: Any) -> str:
 
 def check_criteria(cfg: RunConfig, rubric: Any, train_rows: list[dict[str, Any]]) -> None:
     """Raise RubricError when some criterion errors on every row of every preflight batch."""
-    from engine.envs.criteria import NO_TRAJECTORY
     from engine.rewards import RubricError
     from engine.rewards.samples import batch_from_rows
     from engine.rewards.text import completion_text
@@ -204,8 +203,8 @@ def check_criteria(cfg: RunConfig, rubric: Any, train_rows: list[dict[str, Any]]
             for name, errs in errors.items()
             if errs and all(e is not None for e in errs)
         }
-        if cfg.environment is not None:  # an agent run: trajectory criteria score episodes, not these rows
-            always = {name: e for name, e in always.items() if NO_TRAJECTORY not in e}
+        if cfg.environment is not None:  # an agent run: episode criteria score episodes, not these rows
+            always = {name: e for name, e in always.items() if not _needs_episode(e)}
         failing = always if failing is None else {k: v for k, v in failing.items() if k in always}
         if not failing:
             return
@@ -220,6 +219,15 @@ def check_criteria(cfg: RunConfig, rubric: Any, train_rows: list[dict[str, Any]]
         "Fix the criterion or the dataset (a column it reads may be missing), then start the run again; "
         f"`rl-studio-engine rubric test {cfg.resolve(cfg.rubric.path)} --samples FILE` shows each row."
     )
+
+
+def _needs_episode(message: str) -> bool:
+    """Whether a criterion failed only for want of what an agent run gives it: a trajectory criterion, or
+    a Python function asking for the `trajectories` or `environments` columns."""
+    from engine.envs.criteria import NO_TRAJECTORY
+
+    asks = message.partition("which the batch does not have")[0]
+    return NO_TRAJECTORY in message or "'trajectories'" in asks or "'environments'" in asks
 
 
 def _count(failing: dict[str, str]) -> str:

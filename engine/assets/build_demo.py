@@ -3,6 +3,7 @@
 Run from the repository root (about 3 minutes on 2 CPU cores):
 
     python engine/assets/build_demo.py
+    python -m engine.assets.build_demo --agent    # the agent demo's tool-using model instead
 
 Run it in a checkout: the wheel carries it beside its output, which it would overwrite in place.
 It writes, deterministically (fixed seeds, deterministic kernels, one CPU thread):
@@ -293,4 +294,9 @@ def build() -> None:
 
 
 if __name__ == "__main__":
-    build()
+    if "--agent" in sys.argv:  # the tool-using demo model (engine/assets/build_demo_agent.py)
+        from engine.assets.build_demo_agent import build as build_agent
+
+        build_agent()
+    else:
+        build()

@@ -70,7 +70,7 @@ def play_episodes(
     from trl.chat_template_utils import parse_response
 
     prompts: list[list[dict[str, Any]]] = []
-    tools: list[list[Callable[..., Any]]] = []
+    tools: list[list[Any]] = []
     for env, row in zip(envs, rows, strict=True):
         prompt = copy.deepcopy(row["prompt"])
         task = env.reset(**row)
@@ -109,7 +109,7 @@ def play_episodes(
                 )
                 for i, ids in zip(chunk, generated, strict=True):
                     ids = ids[: budgets[i]]
-                    message = parse_response(tokenizer, ids, prefix=contexts[i], tools=tools[i])
+                    message = parse_response(tokenizer, ids, prefix=contexts[i], tools=list(tools[i]))
                     completions[i].append(message)
                     calls = message.get("tool_calls")
                     if not calls or round_ == max_turns:
@@ -224,7 +224,9 @@ def evaluate_agent(session: RunSession, model: Any, tokenizer: Any, step: int) -
     prompts = [r["prompt"] for r in rows]
     columns: dict[str, list[Any]] = {k: [r.get(k) for r in rows] for k in rows[0] if k != "prompt"}
     columns.update(episodes)
-    ids = [[] for _ in rows]  # the rubric's token-based criteria see no ids for a multi-turn episode
+    ids: list[list[int]] = [
+        [] for _ in rows
+    ]  # the rubric's token-based criteria see no ids for a multi-turn episode
     scored = session.score(prompts, completions, columns, ids, step)
     trajectories: list[Trajectory] = episodes["trajectories"]
     summary: dict[str, float | None] = {}
