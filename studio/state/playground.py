@@ -237,6 +237,8 @@ class PlaygroundState(QObject):
                 return f"Run #{run_id} has no config this studio can read."
             groups.setdefault(base_of(cfg), []).append(run_id)
         self.stop()
+        for engine in self.engines.values():
+            engine.pending.clear()  # cancelled just now; their late messages are for columns gone
         self.columns, self.order, self.request = {}, [], request
         for base, run_ids in groups.items():
             request_id = f"r{next(_request_ids)}"
@@ -268,10 +270,14 @@ class PlaygroundState(QObject):
                 engine.send(CancelRequest(request_id))
 
     def shutdown(self) -> None:
-        """End every playground engine (another workspace, or the studio is closing)."""
+        """End every playground engine (another workspace, or the studio is closing) and forget the answers."""
         for engine in list(self.engines.values()):
             engine.stop()
         self.engines.clear()
+        if self.request is not None:
+            self.columns, self.order, self.request = {}, [], None
+            self.sig_columns_reset.emit([])
+            self.sig_busy.emit(False)
 
     def _add_column(self, key: ColumnKey, base: tuple[str, bool], several_bases: bool) -> None:
         run_id = source_run(key[1])

@@ -392,7 +392,9 @@ class PlaygroundView(QWidget):
             widget = item.widget() if item is not None else None
             if widget is not None and widget is not self.empty:
                 widget.deleteLater()
-        self.empty.setVisible(False)
+        self.empty.setVisible(not columns)
+        if not columns:
+            self.answers_layout.addWidget(self.empty)
         self.cards = {}
         for column in columns:
             card = AnswerCard(column)

@@ -121,6 +121,15 @@ def test_playground_streams_base_and_run_side_by_side(
     assert titles.count("Base model (demo/model)") == 1 and titles.count("Base model (other-base/model)") == 1
     assert all(c.done is not None and c.done.text for c in view.playground.columns.values())
 
+    # Another workspace: the engines end, the answers go, the run list is the new workspace's.
+    pids = [e.process.processId() for e in view.playground.engines.values()]
+    state.open_workspace(tmp_path / "another.sqlite")
+    assert view.playground.engines == {} and view.cards == {} and view.empty.isVisibleTo(view)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert view.runs.count() == 0 and not view.stop_button.isEnabled()
+
 
 def _copy_of_run_on_another_base(ws_path: Path, run_id: int, tmp_path: Path) -> int:
     """Run `run_id` again, as far as the playground can tell, but on a copy of its base model."""
