@@ -66,7 +66,7 @@ def test_studio_modules_import_only_the_engine_contract() -> None:
     assert not offenders
 
 
-@pytest.mark.parametrize("view", ["dashboard", "inspector", "rubric", "home", "launcher"])
+@pytest.mark.parametrize("view", ["dashboard", "inspector", "rubric", "home", "launcher", "playground"])
 def test_screenshot_renders_a_view_at_1400x900(tmp_path: Path, view: str) -> None:
     from PySide6.QtGui import QImage
 
