@@ -57,6 +57,7 @@ def test_playground_streams_and_scores_base_and_adapter(tmp_path: Path) -> None:
     # A run whose adapter/ folder is gone answers from its last complete checkpoint instead.
     adapter = run_dir(db, run_id) / "adapter"
     shutil.rmtree(adapter)
+    other = _run_on_another_base(db, run_id, tmp_path)
     requests = [
         GenerateRequest(id="typed", prompt="2+3=", runs=[run_id], max_new_tokens=12, seed=3).to_json(),
         GenerateRequest(
@@ -65,6 +66,7 @@ def test_playground_streams_and_scores_base_and_adapter(tmp_path: Path) -> None:
         GenerateRequest(id="queued", prompt="4+4=", runs=[run_id]).to_json(),
         CancelRequest("queued").to_json(),  # read while "typed" is still loading the model: never starts
         GenerateRequest(id="missing", prompt="1+1=", runs=[999], include_base=False).to_json(),
+        GenerateRequest(id="mixed", prompt="1+1=", runs=[run_id, other], temperature=0.0).to_json(),
         "not json",
     ]
     messages = _playground(db, requests)
@@ -105,3 +107,31 @@ def test_playground_streams_and_scores_base_and_adapter(tmp_path: Path) -> None:
         e.id == "missing" and e.source == "run:999" and "no run 999" in e.message.lower() for e in errors
     )
     assert any(e.id is None and "not JSON" in e.message for e in errors)
+    # One process serves one base model: a run on another base is refused, the others answer.
+    refused = next(e for e in errors if e.id == "mixed")
+    assert refused.source == f"run:{other}" and "one base model at a time" in refused.message
+    assert {m.source for m in messages if isinstance(m, Done) and m.id == "mixed"} == {
+        "base",
+        f"run:{run_id}",
+    }
+
+
+def _run_on_another_base(db: Path, run_id: int, tmp_path: Path) -> int:
+    """A copy of run `run_id` whose base model is a copy of the demo model in another folder."""
+    from engine.contract import schema
+
+    model = tmp_path / "other-base"
+    shutil.copytree(Path(__file__).parents[2] / "engine/assets/demo/model", model)
+    conn = schema.connect(str(db))
+    config = json.loads(conn.execute("SELECT config FROM runs WHERE id = ?", (run_id,)).fetchone()[0])
+    config["model"]["path"] = str(model)
+    with conn:
+        other = conn.execute(
+            "INSERT INTO runs(name, status, algorithm, config, max_steps, created_at)"
+            " VALUES ('other', 'finished', 'grpo', ?, 2, 0)",
+            (json.dumps(config),),
+        ).lastrowid
+    conn.close()
+    assert other is not None
+    shutil.copytree(run_dir(db, run_id) / "checkpoint-2", run_dir(db, other) / "adapter")
+    return int(other)
