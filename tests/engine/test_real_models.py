@@ -86,6 +86,19 @@ def test_plain_prompts_are_wrapped_in_the_template_and_the_run_records_the_rende
         loss_type="grpo",
         scale_rewards="batch",
     )
+    # a criterion that fails unless it is handed the dataset's own prompt and a plain string completion
+    (tmp_path / "plain.py").write_text(
+        "def plain(prompts, completions, **kwargs):\n"
+        "    assert all(isinstance(p, str) and p.endswith('=') for p in prompts), prompts\n"
+        "    assert all(isinstance(c, str) for c in completions), completions\n"
+        "    return [1.0] * len(completions)\n"
+    )
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text(
+        (DEMO_DIR / "rubric.toml").read_text().replace("rewards.py", str(DEMO_DIR / "rewards.py"))
+        + f'\n[[criteria]]\nname = "plain"\nkind = "python"\nsource = "{tmp_path / "plain.py"}:plain"\nweight = 0.0\n'
+    )
+    config.write_text(config.read_text().replace(str(DEMO_DIR / "rubric.toml"), str(rubric)))
     db = tmp_path / "ws.sqlite"
     proc = run(config, db)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -94,6 +107,10 @@ def test_plain_prompts_are_wrapped_in_the_template_and_the_run_records_the_rende
     # system prompt, the user turn, the template variable from chat_template_kwargs, the generation prompt
     for text in prompts:
         assert text.startswith("s:be brief\nu:") and text.endswith("=\nt:\na:"), text
+    with sqlite3.connect(db) as conn:  # the rubric saw the dataset's string prompts and string completions
+        errors = conn.execute("SELECT SUM(error_count), COUNT(*) FROM rollouts").fetchone()
+        plain = conn.execute("SELECT MIN(value) FROM metrics WHERE key = 'rewards/plain/mean'").fetchone()[0]
+    assert errors[0] == 0 and errors[1] > 0 and plain == 1.0
 
 
 def test_conversational_rows_train_and_never_skips_the_template(tmp_path: Path) -> None:
