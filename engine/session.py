@@ -61,6 +61,10 @@ class Rollouts:
     token_stats: list[bytes] | None = None
     """Token-level evidence, one engine.contract.token_stats blob per rollout ([training] record_token_stats;
     engine/token_evidence.py builds them); None when not recorded."""
+    values: list[float] | None = None
+    """PPO: the critic's value at each completion's first token; None for algorithms without a critic."""
+    value_targets: list[float] | None = None
+    """PPO: the return at each completion's first token (the value head's target); None without a critic."""
 
 
 @dataclass
@@ -163,6 +167,9 @@ class RunSession:
                     records[-1] = with_trajectory(records[-1], batch.trajectories[i], batch.prompts[start])
                 if batch.token_stats is not None:
                     records[-1].token_stats = batch.token_stats[i]
+                if batch.values is not None and batch.value_targets is not None:
+                    records[-1].value = batch.values[i]
+                    records[-1].value_target = batch.value_targets[i]
             groups.append(
                 GroupRecord(
                     prompt=prompt_text(batch.prompts[start]),

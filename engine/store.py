@@ -149,6 +149,10 @@ class RolloutRecord:
     ended: str | None = None
     token_stats: bytes | None = None
     """engine.contract.token_stats.pack(...) of the completion's tokens; None when not recorded."""
+    value: float | None = None
+    """PPO: the critic's value at the completion's first token (schema migration 7); None without a critic."""
+    value_target: float | None = None
+    """PPO: the return there, the value head's regression target; None without a critic."""
 
 
 def with_trajectory(record: RolloutRecord, trajectory: Trajectory, prompt: Any) -> RolloutRecord:
@@ -459,6 +463,8 @@ class Workspace:
                         _scores_json(r.scores),
                         dumps(errors) if errors else None,
                         dumps(r.explanations) if r.explanations else None,
+                        _finite(r.value),
+                        _finite(r.value_target),
                     )
                     if r.trajectory is None:
                         rollout_rows.append(row)
@@ -476,15 +482,16 @@ class Workspace:
             )
             c.executemany(
                 "INSERT INTO rollouts(id, run_id, step, group_id, completion, reward, advantage,"
-                " completion_tokens, truncated, error_count, scores_json, errors_json, explanations_json)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " completion_tokens, truncated, error_count, scores_json, errors_json, explanations_json,"
+                " value, value_target) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 rollout_rows,
             )
             if agent_rows:
                 c.executemany(
                     "INSERT INTO rollouts(id, run_id, step, group_id, completion, reward, advantage,"
                     " completion_tokens, truncated, error_count, scores_json, errors_json, explanations_json,"
-                    " trajectory, turns, ended) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " value, value_target, trajectory, turns, ended)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     agent_rows,
                 )
             if token_rows:
@@ -508,7 +515,7 @@ class Workspace:
         engine.contract.rollout_rows.ROLLOUT_FIELDS, then the group's dataset columns."""
         sql = (
             "SELECT r.id, r.run_id, r.step, r.group_id AS [group], g.prompt_index, g.prompt, r.completion,"
-            " r.reward, r.advantage, r.completion_tokens, r.truncated, g.columns"
+            " r.reward, r.advantage, r.value, r.value_target, r.completion_tokens, r.truncated, g.columns"
             " FROM rollouts r JOIN groups g ON g.id = r.group_id"
             " WHERE r.run_id = ? AND r.id > ? ORDER BY r.id LIMIT 2000"
         )

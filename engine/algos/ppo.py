@@ -453,6 +453,8 @@ def ppo_step(trainer: Trainer, tokenizer: Any, step: int) -> tuple[dict[str, flo
         "tokens": lengths.tolist(),
         "truncated": generated.truncated,
         "advantages": advantages[:, 0].tolist(),  # the advantage of each completion's first token
+        "values": old_values[:, 0].tolist(),  # the critic's value there, and the return it is trained toward
+        "value_targets": returns[:, 0].tolist(),
         "scored": scored,
     }
     if t.record_token_stats:  # token-level evidence: what this step already computed, per token
@@ -487,6 +489,8 @@ def record(session: RunSession, step: int, stats: dict[str, float], parts: list[
                 advantages=part["advantages"],
                 scored=part["scored"],
                 token_stats=part.get("token_stats"),
+                values=part["values"],
+                value_targets=part["value_targets"],
             ),
             t.num_generations,
         )

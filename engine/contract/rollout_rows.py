@@ -31,12 +31,15 @@ ROLLOUT_FIELDS = (
     "completion",
     "reward",
     "advantage",
+    "value",
+    "value_target",
     "completion_tokens",
     "truncated",
     "scores",
     "errors",
 )
-"""The fields of `rl-studio-engine export --what rollouts`, in order; dataset columns follow."""
+"""The fields of `rl-studio-engine export --what rollouts`, in order; dataset columns follow. `value` and
+`value_target` are PPO's critic estimate and return at the completion's first token (null for GRPO)."""
 
 DATASET_PREFIX = "dataset."
 

@@ -18,6 +18,7 @@ rollouts    one completion: its group, total reward, advantage, token count, tru
             applicable or failed), error message and judge explanation (``errors_json``,
             ``explanations_json``: {criterion: text}, NULL when there is none).
             An agent rollout adds ``trajectory`` (JSON), ``turns`` and ``ended`` (migration 4).
+            PPO rollouts add the critic's ``value`` and the return ``value_target`` (migration 7).
 scores      a view: (rollout_id, criterion, value, error, explanation), a row per criterion of a rollout.
 evaluations held-out samples scored at a step.
 checkpoints complete = 1 only after every file was written (write, then mark).
@@ -255,6 +256,14 @@ MIGRATIONS: list[str] = [
         rollout_id INTEGER PRIMARY KEY REFERENCES rollouts(id),
         data BLOB NOT NULL
     );
+    """,
+    # 7: PPO's critic, per rollout: ``value`` is the value head's estimate and ``value_target`` the return
+    # (GAE's target for the value head) at the completion's first token, beside ``advantage`` there.
+    # NULL for algorithms without a critic (GRPO) and for rollouts written before. Queries that join
+    # json_each (whose own column is named ``value``) qualify them: ``r.value``.
+    """
+    ALTER TABLE rollouts ADD COLUMN value REAL;
+    ALTER TABLE rollouts ADD COLUMN value_target REAL;
     """,
 ]
 

@@ -283,6 +283,10 @@ class RolloutRow:
     errors: dict[str, str] = field(default_factory=dict)
     explanations: dict[str, str] = field(default_factory=dict)
     """A judge's reasons: read for the group view only."""
+    value: float | None = None
+    """PPO: the critic's value at the completion's first token (None without a critic)."""
+    value_target: float | None = None
+    """PPO: the return there, the value head's target."""
 
 
 @dataclass
@@ -297,7 +301,7 @@ class Page:
 
 ROW_COLUMNS = (
     "r.id, r.step, r.group_id, r.reward, r.advantage, r.completion_tokens, r.truncated, r.error_count,"
-    f" substr(r.completion, 1, {PREVIEW_CHARS}), l.label, l.note"
+    f" substr(r.completion, 1, {PREVIEW_CHARS}), l.label, l.note, r.value, r.value_target"
 )
 
 
@@ -372,6 +376,8 @@ def row_from_tuple(t: Sequence[Any]) -> RolloutRow:
         completion=t[8] or "",
         label=t[9] or 0,
         note=t[10] or "",
+        value=t[11],
+        value_target=t[12],
     )
 
 

@@ -130,6 +130,10 @@ class RolloutCard(QFrame):
         self.reward = QLabel()
         self.reward.setObjectName("cardReward")
         self.advantage = QLabel()
+        self.advantage.setToolTip(
+            "the completion's advantage (PPO: at its first token); PPO runs add the critic's value there "
+            "and the return, the value head's training target"
+        )
         self.meta = QLabel()
         self.meta.setObjectName("muted")
         self.bars = CriterionBars()
@@ -213,6 +217,9 @@ class RolloutCard(QFrame):
         else:
             color = GOOD if row.advantage > 0 else BAD if row.advantage < 0 else MUTED
             adv = f'adv <b style="color:{color}">{row.advantage:+.3f}</b>'
+        if row.value is not None:  # PPO: the critic's estimate and the return it is trained toward
+            ret = "—" if row.value_target is None else f"{row.value_target:+.3f}"
+            adv += f" · value {row.value:+.3f} · return {ret}"
         self.advantage.setText(adv)
         meta = [f"{row.tokens} tokens" if row.tokens is not None else "", f"id {row.id}"]
         if row.truncated:

@@ -205,6 +205,16 @@ def test_ppo_pause_checkpoint_resume_stop(tmp_path: Path) -> None:
         "ppo/value_mean",
     } <= keys
     assert query(db, "SELECT COUNT(*) FROM rollouts WHERE run_id = ? AND advantage IS NULL", run_id) == [(0,)]
+    # every rollout carries the critic's value and the return at its first token, and they are not one number
+    assert query(
+        db,
+        "SELECT COUNT(*) FROM rollouts WHERE run_id = ? AND (value IS NULL OR value_target IS NULL)",
+        run_id,
+    ) == [(0,)]
+    assert (
+        query(db, "SELECT COUNT(*) FROM rollouts WHERE run_id = ? AND value != value_target", run_id)[0][0]
+        > 0
+    )
     types = [e.type for e in engine.events]
     assert types.count("rollouts_written") == step
     assert "error" not in types
