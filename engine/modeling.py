@@ -145,11 +145,11 @@ def model_config_dict(cfg: RunConfig) -> dict[str, Any]:
     return dict(json.loads((Path(source.location) / "config.json").read_text(encoding="utf-8")))
 
 
-def estimate_for(cfg: RunConfig, dtype: str) -> Any:
+def estimate_for(cfg: RunConfig, dtype: str, prompt_tokens: int | None = None) -> Any:
     """engine.contract.memory's estimate for this run's model and settings (`dtype`: the weights')."""
     from engine.contract.memory import estimate_for_run
 
-    return estimate_for_run(model_config_dict(cfg), cfg, dtype)
+    return estimate_for_run(model_config_dict(cfg), cfg, dtype, prompt_tokens)
 
 
 def _check_model_source(cfg: RunConfig) -> str:
