@@ -304,7 +304,8 @@ def _train(
         session.evaluate(trainer.model, tokenizer, step=0)  # the baseline every curve is read against
     trainer.train(resume_from_checkpoint=resume_from)
     step = int(trainer.state.global_step)
-    record_peak_memory(session, step, plan)  # memory/peak_gb next to memory/estimate_gb
+    if trainer.accelerator.is_main_process:
+        record_peak_memory(session, step, plan, tokenizer)  # memory/peak_gb next to memory/estimate_gb
     if step >= session.cfg.training.max_steps:
         # the trained LoRA adapter, ready to load or merge, and the final evaluation (each exactly once)
         session.finish(trainer.model, tokenizer, step, trainer.save_model)
