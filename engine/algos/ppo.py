@@ -54,6 +54,7 @@ from engine.algos.grpo import lora_config
 from engine.contract import token_stats as ts
 from engine.generation import generate
 from engine.lifecycle import Lifecycle
+from engine.memory_use import record_peak_memory
 from engine.modeling import DevicePlan
 from engine.rewards.api import ScoredBatch
 from engine.session import COMPLETE_MARKER, Rollouts, RunSession
@@ -558,6 +559,8 @@ def train(session: RunSession, model: Any, tokenizer: Any, plan: DevicePlan, res
             lifecycle.save_now(step)
         if decision.stop:
             break
+    if rank == 0:
+        record_peak_memory(session, step, plan, tokenizer)  # memory/peak_gb next to memory/estimate_gb
     if step >= t.max_steps and rank == 0:
         policy.save_pretrained(str(session.files / "adapter"), selected_adapters=[POLICY])
         session.evaluate(policy, tokenizer, step)
