@@ -8,6 +8,7 @@ import json
 import sqlite3
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from conftest import engine_cmd, engine_env
 
@@ -20,7 +21,7 @@ PROMPT = [{"role": "user", "content": "Move the csv files from inbox to archive.
 
 def agent_trajectory() -> Trajectory:
     """Two turns: a listing, then a move that works and one whose tool raised; then the answer."""
-    messages = [
+    messages: list[dict[str, Any]] = [
         {
             "role": "assistant",
             "content": "",
