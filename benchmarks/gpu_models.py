@@ -87,10 +87,10 @@ def build(shape: str, out: Path, tiny: bool = False, seed: int = 0) -> Path:
     return out
 
 
-def dry_run(steps: int = 2) -> int:
-    """What gpu_check.sh does, on CPU, at tiny size: build both shapes, then benchmark each."""
+def dry_run(steps: int = 2, shapes: list[str] | None = None) -> int:
+    """What gpu_check.sh does, on CPU, at tiny size: build the shapes, then benchmark each."""
     with tempfile.TemporaryDirectory() as tmp:
-        for shape in SHAPES:
+        for shape in shapes or list(SHAPES):
             model = build(shape, Path(tmp) / shape, tiny=True)
             command = [
                 sys.executable,
@@ -123,6 +123,7 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--dry-run", action="store_true", help="tiny models on CPU, 2 steps each")
+    parser.add_argument("--shape", action="append", choices=sorted(SHAPES), help="--dry-run: only these")
     sub = parser.add_subparsers(dest="command")
     p = sub.add_parser("build", help="write a random-weight model of a shape")
     p.add_argument("shape", choices=sorted(SHAPES))
@@ -130,7 +131,7 @@ def main() -> int:
     p.add_argument("--tiny", action="store_true", help="the shape's kind at toy size, for CPU")
     args = parser.parse_args()
     if args.dry_run:
-        return dry_run()
+        return dry_run(shapes=args.shape)
     if args.command == "build":
         print(build(args.shape, args.out, args.tiny))
         return 0

@@ -36,7 +36,8 @@ def test_the_written_out_shapes_are_the_real_models_and_the_estimate_counts_them
 @requires_demo
 def test_dry_run_builds_tiny_models_and_benchmarks_them_on_cpu() -> None:
     done = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "gpu_models.py"), "--dry-run"],
+        # one shape: the other one is built and run by the same code
+        [sys.executable, str(REPO / "benchmarks" / "gpu_models.py"), "--dry-run", "--shape", "qwen2.5-0.5b"],
         capture_output=True,
         text=True,
         env=engine_env(),
@@ -44,4 +45,4 @@ def test_dry_run_builds_tiny_models_and_benchmarks_them_on_cpu() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     figures = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert len(figures) == 2 and all('"engine_s_per_step"' in line for line in figures), done.stdout
+    assert len(figures) == 1 and all('"engine_s_per_step"' in line for line in figures), done.stdout
