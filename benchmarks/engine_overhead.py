@@ -124,7 +124,7 @@ def bare(config_path: str) -> None:
         args=args,
         train_dataset=Dataset.from_list(rows),
         processing_class=tok,
-        peft_config=lora_config(session),
+        peft_config=lora_config(session),  # type: ignore[arg-type]
         callbacks=[Clock()],
     )  # type: ignore[arg-type]
     trainer.train()

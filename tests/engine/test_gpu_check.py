@@ -33,6 +33,7 @@ def test_the_written_out_shapes_are_the_real_models_and_the_estimate_counts_them
     assert counted == gpu_models.PARAMETERS[shape] == estimate(values).parameters
 
 
+@pytest.mark.slow  # a few minutes on a busy 2-core machine: scripts/test_slow.sh runs it
 @requires_demo
 def test_dry_run_builds_tiny_models_and_benchmarks_them_on_cpu() -> None:
     done = subprocess.run(
