@@ -78,12 +78,26 @@ AGENT_SPECS: tuple[PlotSpec, ...] = (
     ),
 )
 """A fourth row of plots, shown while a run on screen logs agent metrics."""
+PPO_SPECS: tuple[PlotSpec, ...] = (
+    # engine/algos/ppo.py logs these per step; GRPO logs none of them
+    PlotSpec("ppo_losses", "PPO: policy and value loss", r"ppo/(policy_loss|value_loss)"),
+    PlotSpec("ppo_value", "PPO: value and return (mean per token)", r"ppo/(value_mean|return_mean)"),
+    PlotSpec("ppo_explained_variance", "PPO: explained variance of the returns", r"ppo/(explained_variance)"),
+    PlotSpec("ppo_approx_kl", "PPO: approx. KL of an update", r"ppo/(approx_kl)"),
+    PlotSpec(
+        "ppo_clip", "PPO: clip fractions", r"ppo/(clip_fraction|value_clip_fraction)", y_range=(0.0, 1.0)
+    ),
+    PlotSpec("ppo_kl_coef", "PPO: KL coefficient", r"ppo/(kl_coef)"),
+)
+"""Rows of PPO's own curves, shown while a PPO run is on screen (under the agent row if both are)."""
 _BAND_KEYS = {s.band_std_key for s in SPECS if s.band_std_key}
 
 
 def plotted_key(key: str) -> bool:
     """Whether the dashboard draws this metric key (the rest is only exported)."""
-    return key in _BAND_KEYS or any(spec.match(key) is not None for spec in (*SPECS, *AGENT_SPECS))
+    return key in _BAND_KEYS or any(
+        spec.match(key) is not None for spec in (*SPECS, *AGENT_SPECS, *PPO_SPECS)
+    )
 
 
 class PlotGrid(QWidget):
@@ -112,14 +126,11 @@ class PlotGrid(QWidget):
             if i // COLUMNS == (len(SPECS) - 1) // COLUMNS:
                 item.setLabel("bottom", "step")
             self.plots.append(MetricPlot(spec, item))
-        self.agent_plots: list[MetricPlot] = []
-        for spec in AGENT_SPECS:  # built now, laid out only while an agent run is shown (_show_agent)
-            item = pg.PlotItem()
-            item.setXLink(first)
-            plot = MetricPlot(spec, item)
-            self.agent_plots.append(plot)
-            self.plots.append(plot)
-        self.agent_shown = False
+        # built now, laid out under the common rows only while a run on screen logs their keys
+        self.agent_plots = self._optional_plots(AGENT_SPECS, first)
+        self.ppo_plots = self._optional_plots(PPO_SPECS, first)
+        self.sections = {"agent": self.agent_plots, "ppo": self.ppo_plots}
+        self.sections_shown: set[str] = set()
         for col in range(COLUMNS):  # equal columns, whatever the titles' lengths
             self.view.ci.layout.setColumnStretchFactor(col, 1)
             self.view.ci.layout.setColumnPreferredWidth(col, 10)
@@ -153,21 +164,44 @@ class PlotGrid(QWidget):
             if run_id not in previous:
                 self.state.load_metrics(run_id, background=background)
                 self._add_run(run_id)
-        self._show_agent(any(p.curves for p in self.agent_plots))
+        self._lay_out_sections()
         self.refresh()
 
-    def _show_agent(self, show: bool) -> None:
-        """Lay the agent plots out as a fourth row (or take them out): only agent runs log their keys."""
-        if show == self.agent_shown:
+    def _optional_plots(self, specs: tuple[PlotSpec, ...], first: pg.PlotItem | None) -> list[MetricPlot]:
+        plots = []
+        for spec in specs:
+            item = pg.PlotItem()
+            item.setXLink(first)
+            plots.append(MetricPlot(spec, item))
+        self.plots += plots
+        return plots
+
+    @property
+    def agent_shown(self) -> bool:
+        return "agent" in self.sections_shown
+
+    @property
+    def ppo_shown(self) -> bool:
+        return "ppo" in self.sections_shown
+
+    def _lay_out_sections(self) -> None:
+        """Lay out the agent row and the PPO rows under the common ones, each only while it has curves
+        (only agent runs log agent keys, only PPO runs ppo/ keys); take out the ones that have none."""
+        shown = {name for name, plots in self.sections.items() if any(p.curves for p in plots)}
+        if shown == self.sections_shown:
             return
-        self.agent_shown = show
+        for name in self.sections_shown:
+            for plot in self.sections[name]:
+                self.view.ci.removeItem(plot.plot)
+        self.sections_shown = shown
         row = (len(SPECS) - 1) // COLUMNS + 1
-        for i, plot in enumerate(self.agent_plots):
-            if show:
+        for name, plots in self.sections.items():
+            if name not in shown:
+                continue
+            for i, plot in enumerate(plots):
                 self.view.addItem(plot.plot, row=row + i // COLUMNS, col=i % COLUMNS)
                 plot.plot.setLabel("bottom", "step")
-            else:
-                self.view.ci.removeItem(plot.plot)
+            row += (len(plots) - 1) // COLUMNS + 1
 
     def _remove_run(self, run_id: int) -> None:
         for plot in self.plots:
@@ -201,8 +235,7 @@ class PlotGrid(QWidget):
                     if band is None:  # mean and std arrive together; make the slot the std will fill
                         band = rm.series[plot.spec.band_std_key] = Series()
                 plot.add_curve(run_id, key, series, name, color, style, band_series=band)
-                if plot in self.agent_plots:
-                    self._show_agent(True)
+        self._lay_out_sections()
 
     def _on_run_loaded(self, run_id: int) -> None:
         if run_id in self.run_ids:

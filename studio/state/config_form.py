@@ -57,12 +57,12 @@ GROUP_TITLES = {
     "generation": "Generation",
     "eval": "Evaluation (pass@k)",
     "monitor": "Tripwires",
-    "ppo": "PPO only",
+    "ppo": "PPO",
 }
 ADVANCED_TITLES = {
     "training": "TRL GRPO knobs",
     "data": "Prompt rendering",
-    "ppo": "PPO only (algorithm = ppo)",
+    "ppo": "PPO (shown when algorithm = ppo)",
 }
 
 ADVANCED_BLOCKS: dict[str, tuple[str, str | None]] = {

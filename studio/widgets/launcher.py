@@ -93,7 +93,8 @@ class Launcher(QWidget):
                 groups[(advanced, name)] = form
                 columns[i].addWidget(box)
                 if name == "ppo":
-                    self.ppo_box = box
+                    self.ppo_box = box  # shown while algorithm = ppo (_changed)
+                    box.setVisible(False)
             columns[i].addStretch(1)
         for spec in self.specs:
             editor = self._editor(spec)
@@ -325,7 +326,7 @@ class Launcher(QWidget):
     def _changed(self, *_: object) -> None:
         algorithm = self.editors["algorithm"]
         if isinstance(algorithm, QComboBox):
-            self.ppo_box.setEnabled(algorithm.currentText() == "ppo")
+            self.ppo_box.setVisible(algorithm.currentText() == "ppo")
         self._update_advanced_title()
         self._validate_timer.start()
 

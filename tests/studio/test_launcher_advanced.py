@@ -85,11 +85,17 @@ def test_advanced_section_folds_edits_and_validates(qtbot, state, tmp_path: Path
 
     launcher._line_edit(launcher.editors["data.chat_template_kwargs"]).setText("{ enable_thinking = ")
     assert launcher.validate() is None and "chat_template_kwargs" in launcher.message.text()
-    # PPO's keys are there, and only editable when PPO is chosen.
+    # The algorithm is a choice of grpo and ppo; PPO's keys are there, shown only when PPO is chosen.
+    assert launcher.editors["algorithm"].findText("ppo") >= 0  # type: ignore[attr-defined]
     assert launcher.advanced_body.isAncestorOf(launcher.editors["training.vf_coef"])
-    assert not launcher.ppo_box.isEnabled()
+    assert launcher.ppo_box.isAncestorOf(launcher.editors["training.vf_coef"])
+    assert launcher.ppo_box.isHidden()
     launcher.editors["algorithm"].setCurrentText("ppo")  # type: ignore[attr-defined]
-    assert launcher.ppo_box.isEnabled()
+    assert not launcher.ppo_box.isHidden()
+    launcher.advanced_toggle.setChecked(True)
+    assert launcher.editors["training.vf_coef"].isVisible()
+    launcher.editors["algorithm"].setCurrentText("grpo")  # type: ignore[attr-defined]
+    assert launcher.ppo_box.isHidden()
 
 
 def test_memory_estimate_and_the_warning_when_it_will_not_fit(qtbot, state, tmp_path: Path) -> None:
