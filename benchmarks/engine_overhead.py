@@ -131,9 +131,9 @@ def bare(config_path: str) -> None:
     print(json.dumps({"seconds": ends[-1] - ends[0]}))
 
 
-def engine(config_path: Path, tmp: Path) -> tuple[float, float, int]:
+def engine(config_path: Path, tmp: Path) -> tuple[float, float, int, float]:
     """(seconds from the end of the first step to the end of the last, measured peak memory in GB, completion
-    tokens generated in those steps)."""
+    tokens generated in those steps, the engine's memory estimate in GB)."""
     db = tmp / "ws.sqlite"
     proc = subprocess.run(
         [sys.executable, "-m", "engine.cli", "run", str(config_path), "--db", str(db)],
@@ -149,7 +149,9 @@ def engine(config_path: Path, tmp: Path) -> tuple[float, float, int]:
     with sqlite3.connect(db) as conn:
         peak = conn.execute("SELECT MAX(value) FROM metrics WHERE key = 'memory/peak_gb'").fetchone()[0]
         tokens = conn.execute("SELECT SUM(completion_tokens) FROM rollouts WHERE step > 1").fetchone()[0]
-    return ends[-1] - ends[0], float(peak or "nan"), int(tokens or 0)
+        query = "SELECT MAX(value) FROM metrics WHERE key = 'memory/estimate_gb'"
+        estimate = conn.execute(query).fetchone()[0]
+    return ends[-1] - ends[0], float(peak or "nan"), int(tokens or 0), float(estimate or "nan")
 
 
 def main() -> None:
@@ -195,7 +197,7 @@ def main() -> None:
             bare_runs.append(json.loads(out.strip().splitlines()[-1])["seconds"])
             run_dir = tmp / f"engine{i}"
             run_dir.mkdir()
-            seconds, peak, tokens = engine(cfg, run_dir)
+            seconds, peak, tokens, estimate = engine(cfg, run_dir)
             engine_runs.append(seconds)
             peaks.append(peak)
             token_rates.append(tokens / seconds if seconds else float("nan"))
@@ -210,7 +212,7 @@ def main() -> None:
     print(
         f"model {args.model or 'demo'}: engine {engine_s / timed_steps:.2f} s/step, bare "
         f"{bare_s / timed_steps:.2f} s/step, {statistics.median(token_rates):.0f} completion tokens/s, "
-        f"engine peak memory {max(peaks):.2f} GB (memory/peak_gb)"
+        f"engine peak memory {max(peaks):.2f} GB (memory/peak_gb; estimated {estimate:.2f} GB)"
     )
     if args.json:
         figures = {
@@ -221,6 +223,7 @@ def main() -> None:
             "engine_over_bare": engine_s / bare_s,
             "tokens_per_s": statistics.median(token_rates),
             "peak_gb": max(peaks),
+            "estimate_gb": estimate,
         }
         print(json.dumps(figures))
 

@@ -49,13 +49,14 @@ import json
 import sys
 
 rows = [json.loads(line) for line in open(sys.argv[1])]
-print(f"\n{'run':<20} {'s/step':>8} {'tokens/s':>9} {'peak GB':>8} {'engine/bare':>12}")
+print(f"\n{'run':<20} {'s/step':>8} {'tokens/s':>9} {'peak GB':>8} {'estimate GB':>12} {'engine/bare':>12}")
 for r in rows:
     if r.get("failed"):
         print(f"{r['label']:<20} {'failed':>8}")
         continue
     print(
         f"{r['label']:<20} {r['engine_s_per_step']:>8.2f} {r['tokens_per_s']:>9.0f} {r['peak_gb']:>8.2f} "
+        f"{r['estimate_gb']:>12.2f} "
         f"{r['engine_over_bare']:>12.3f}"
     )
 sys.exit(1 if any(r.get("failed") for r in rows) else 0)
