@@ -1,4 +1,5 @@
-"""The one TrainerCallback: records metrics, drives evaluation and checkpoints, obeys run controls.
+"""The one TrainerCallback: records metrics, and adapts TRL's loop to the run lifecycle every algorithm
+shares (engine/lifecycle.py: pause, stop, checkpoints, evaluation, control sync across processes).
 
 Rollouts are recorded by the algorithm when they are generated (see algos/grpo.py); everything else a
 step produces passes through here. Only the main process writes to the workspace and emits events.
@@ -12,8 +13,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from engine import control as engine_control
 from engine.algos.trl_compat import save_checkpoint
+from engine.lifecycle import Lifecycle
 from engine.session import RunSession, StopRun
 
 # Trainer's end-of-training summary is not a per-step metric.
@@ -27,57 +28,33 @@ _SUMMARY_KEYS = {
 
 
 class Telemetry(TrainerCallback):
-    def __init__(self, session: RunSession, trainer: Any, tokenizer: Any):
+    """TRL's loop as a thin adapter over engine/lifecycle.py: the pause, stop, checkpoint and evaluation
+    decisions (and, under several processes, the control sync) are the lifecycle's, the same as PPO's."""
+
+    def __init__(self, session: RunSession, trainer: Any, tokenizer: Any, last_saved_step: int = -1):
         self.session = session
         self.trainer = trainer
         self.tokenizer = tokenizer
-        self.last_saved_step = -1
+        self.lifecycle = Lifecycle(session, save=self.write_checkpoint, last_saved_step=last_saved_step)
 
     # ---- the loop -------------------------------------------------------------------------------
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            self.session.set_status("running", state.global_step)
+        self.lifecycle.begin(state.global_step)
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        controller = self.session.controller
-        self._sync_controls()
-        if controller.paused and not controller.stop_requested:
-            if state.is_world_process_zero:
-                self.session.set_status("paused", state.global_step)
-                self.session.log(f"paused at step {state.global_step}")
-            while controller.paused and not controller.stop_requested:
-                controller.wait(0.5)
-                self._sync_controls()
-                self._checkpoint_while_paused(state)
-            if not controller.stop_requested and state.is_world_process_zero:
-                self.session.set_status("running", state.global_step)
-                self.session.log(f"resumed at step {state.global_step}")
-        if controller.stop_requested:  # arrived while paused, or between steps (e.g. during evaluation)
-            self.save_now(state)
+        decision = self.lifecycle.before_step(state.global_step)
+        if decision.save:
+            self.lifecycle.save_now(state.global_step)
+        if decision.stop:  # the Trainer has no "stop before this step": end its loop from inside
             raise StopRun()
-        self.session.step_began()
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        step = state.global_step
-        t = self.session.cfg.training
-        controller = self.session.controller
-        self._sync_controls()
-        if state.is_world_process_zero:
-            self.session.step_ended(step)
-        if controller.take_checkpoint_request():
-            control.should_save = True
-        if controller.stop_requested:
-            control.should_save = True
-            control.should_training_stop = True
-        if step >= state.max_steps:
-            control.should_save = True  # the final state is always resumable and exportable
-        if (
-            t.eval_every
-            and step % t.eval_every == 0
-            and step < state.max_steps
-            and state.is_world_process_zero
-        ):
-            self.session.evaluate(self.trainer.model, self.tokenizer, step)
+        decision = self.lifecycle.after_step(state.global_step)
+        # only ever raised: the Trainer's own schedule (save_steps) may have asked for this step already
+        control.should_save = control.should_save or decision.save
+        control.should_training_stop = control.should_training_stop or decision.stop
+        if decision.evaluate:
+            self.session.evaluate(self.trainer.model, self.tokenizer, state.global_step)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any
@@ -103,31 +80,16 @@ class Telemetry(TrainerCallback):
             self.session.log(f"step {state.global_step}/{state.max_steps} " + " ".join(parts))
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if state.is_world_process_zero:
-            self.last_saved_step = state.global_step
-            path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-            self.session.checkpoint_written(state.global_step, path)
-
-    def _sync_controls(self) -> None:
-        """Under `accelerate launch` only the main process reads commands: every step, all processes
-        take its pause/stop/checkpoint flags so they act on the same step together."""
-        if engine_control.world_size() == 1:
-            return
-        import torch.distributed as dist
-
-        c = self.session.controller
-        box = [(c.paused, c.stop_requested, c.checkpoint_requested)]
-        dist.broadcast_object_list(box, src=0)
-        c.paused, c.stop_requested, c.checkpoint_requested = box[0]
+        """The Trainer wrote checkpoint-<step> (on its schedule, or as `control.should_save` asked)."""
+        self.lifecycle.saved(state.global_step)
+        self.checkpoint_written(state.global_step)
 
     # ---- checkpoints outside the Trainer's own schedule -------------------------------------------
-    def save_now(self, state: Any) -> None:
-        """Write a checkpoint of the current step unless one exists already."""
-        if state.global_step == self.last_saved_step or state.global_step == 0:
-            return
+    def write_checkpoint(self, step: int) -> None:
+        """The lifecycle's `save`: a checkpoint now (a stop, or one asked for while paused)."""
         save_checkpoint(self.trainer)
-        self.on_save(self.trainer.args, state, self.trainer.control)
+        self.checkpoint_written(step)
 
-    def _checkpoint_while_paused(self, state: Any) -> None:
-        if self.session.controller.take_checkpoint_request():
-            self.save_now(state)
+    def checkpoint_written(self, step: int) -> None:
+        if self.lifecycle.is_main:
+            self.session.checkpoint_written(step, Path(self.trainer.args.output_dir) / f"checkpoint-{step}")

@@ -295,8 +295,7 @@ def _train(
     trainer.difficulty = difficulty_stats(session)  # None: uniform sampling
     trainer.rendered = {}
     trainer.token_texts = TokenTexts(tokenizer)
-    telemetry = Telemetry(session, trainer, tokenizer)
-    telemetry.last_saved_step = session.resumed_from_step if resume_from else -1
+    telemetry = Telemetry(session, trainer, tokenizer, session.resumed_from_step if resume_from else -1)
     trainer.add_callback(telemetry)
     trainer.remove_callback(PrinterCallback)  # the session logs a compact line instead of a dict per step
 
