@@ -337,3 +337,29 @@ def test_merged_export_generates_what_base_plus_adapter_generates(tmp_path: Path
         assert texts[0] == texts[1]
         assert torch.allclose(logits[0], logits[1], atol=1e-4)
         assert not torch.allclose(logits[0], logits[2], atol=1e-4)  # the adapter did change the model
+
+
+def test_trl_knobs_reach_the_trainer(tmp_path: Path) -> None:
+    """gradient_accumulation_steps doubles the prompts of a generation, num_iterations = 2 reuses each
+    generation for two steps: both show in what the run records (16 rollouts at steps 1 and 3 only)."""
+    config = config_with(
+        tmp_path,
+        DEMO_DIR / "model",
+        {},
+        max_steps=3,
+        gradient_accumulation_steps=2,
+        num_iterations=2,
+        importance_sampling_level="sequence",
+        loss_type="grpo",
+        mask_truncated_completions=True,
+        top_entropy_quantile=0.5,
+        entropy_coef=0.01,
+    )
+    config.write_text(config.read_text().replace("= True", "= true"))
+    db = tmp_path / "ws.sqlite"
+    proc = run(config, db)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with sqlite3.connect(db) as conn:
+        per_step = conn.execute("SELECT step, COUNT(*) FROM rollouts GROUP BY step ORDER BY step").fetchall()
+        losses = conn.execute("SELECT COUNT(*) FROM metrics WHERE key = 'loss'").fetchone()[0]
+    assert per_step == [(1, 16), (3, 16)] and losses == 3
