@@ -113,3 +113,28 @@ def test_a_grpo_and_a_ppo_run_compare_in_one_view(qtbot, runs: tuple[int, int], 
     # PPO's own curves: shown for the PPO run, GRPO has none to add
     assert grid.ppo_shown
     assert {run for p in grid.ppo_plots for (run, _key) in p.curves} == {ppo}
+
+
+def test_a_ppo_rollout_card_shows_value_and_return_beside_its_advantage(
+    qtbot, runs: tuple[int, int], ws_path
+) -> None:
+    from studio.state.rollout_query import RolloutFilter, read_page
+    from studio.widgets.inspector_cards import RolloutCard
+
+    grpo, ppo = runs
+    conn = sqlite3.connect(ws_path)
+    (ppo_row,) = read_page(conn, ppo, RolloutFilter(), limit=1).rows
+    (grpo_row,) = read_page(conn, grpo, RolloutFilter(), limit=1).rows
+    conn.close()
+    assert ppo_row.value is not None and ppo_row.value_target is not None
+    assert grpo_row.value is None and grpo_row.value_target is None  # GRPO has no critic
+    card = RolloutCard()
+    qtbot.addWidget(card)
+    for row in (ppo_row, grpo_row):
+        card.show_rollout(row, 1, ["correct"], {}, {"correct": 1.0}, (0.0, 1.0), True, [])
+        text = card.advantage.text()
+        assert "adv" in text
+        if row is ppo_row:
+            assert f"value {ppo_row.value:+.3f}" in text and f"return {ppo_row.value_target:+.3f}" in text
+        else:
+            assert "value" not in text and "return" not in text
