@@ -51,7 +51,7 @@ class HomeView(QWidget):
         icon.setPixmap(QIcon(str(ICON)).pixmap(64, 64))
         title = QLabel("<h1 style='margin:0'>RL Studio</h1>")
         subtitle = QLabel(
-            "Reinforcement-learning post-training for language models (GRPO with LoRA), "
+            "Reinforcement-learning post-training for language models (GRPO or PPO, with LoRA), "
             "on your own workstation. Write rewards, launch runs, watch them learn."
         )
         subtitle.setWordWrap(True)
@@ -83,7 +83,7 @@ class HomeView(QWidget):
         new_card = _card(
             "Your own run",
             "Pick a model (a local folder or a Hugging Face id), a JSONL dataset and a rubric; set LoRA and "
-            "GRPO options; launch. Every option explains itself when you hover it.",
+            "GRPO or PPO options; launch. Every option explains itself when you hover it.",
             new_button,
         )
         open_button = QPushButton("Open workspace…")

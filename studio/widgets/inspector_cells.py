@@ -59,7 +59,8 @@ HEADER_TIPS = {
     "Prompt": "The prompt (the group's shared input)",
     "Completion": "The start of the completion; the group view below shows it whole",
     "Reward": "Total reward: the weighted sum of the criteria, as optimised",
-    "Adv.": "Advantage: the reward relative to its group (what GRPO learns from)",
+    "Adv.": "Advantage: GRPO's reward relative to its group, or PPO's GAE advantage at the first token "
+    "(what the policy learns from)",
     "Tokens": "Completion length in tokens",
     "Trunc.": "Cut off at the maximum completion length",
     "Errors": "Criteria that failed on this rollout",

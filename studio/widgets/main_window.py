@@ -161,7 +161,7 @@ class MainWindow(QMainWindow):
         QMessageBox.about(
             self,
             "About RL Studio",
-            "<h3>RL Studio</h3><p>RL post-training (GRPO with LoRA) of "
+            "<h3>RL Studio</h3><p>RL post-training (GRPO or PPO, with LoRA) of "
             "language models on your own workstation.</p>",
         )
 
