@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import write_config
+from conftest import engine_cmd, engine_env, write_config
 
 from engine.contract.config import ConfigError, config_from_dict, load_run_config
 
@@ -62,8 +62,6 @@ def test_difficulty_sampling_is_grpos(tmp_path: Path) -> None:
 
 def test_a_correctness_criterion_the_rubric_lacks_is_refused_before_training(tmp_path: Path) -> None:
     import subprocess
-
-    from conftest import engine_cmd, engine_env
 
     cfg = write_config(tmp_path)
     cfg.write_text(cfg.read_text() + '[eval]\ncorrectness = "corect"\n')

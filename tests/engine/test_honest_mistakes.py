@@ -272,6 +272,28 @@ def test_reported_config_values_are_refused_with_the_fix(
 SWEEP = (math.nan, math.inf, -math.inf, -1, 0)
 ALL, NON_FINITE_OR_NEGATIVE = set(SWEEP), {math.nan, math.inf, -math.inf, -1}
 REFUSED: dict[tuple[str, str], set[Any]] = {
+    # [eval]: at least one sample; the pass threshold is any finite score
+    ("eval", "eval_samples"): {-1, 0},
+    ("eval", "pass_threshold"): {math.nan, math.inf, -math.inf},
+    # [monitor]: windows count steps (at least 1); ratios and shares are positive; rises and falls are
+    # amounts that may be 0 (fire on any rise) but never negative
+    ("monitor", "baseline_steps"): {-1, 0},
+    ("monitor", "window"): {-1, 0},
+    ("monitor", "divergence_evals"): {-1, 0},
+    ("monitor", "divergence_rise"): NON_FINITE_OR_NEGATIVE,
+    ("monitor", "divergence_tolerance"): NON_FINITE_OR_NEGATIVE,
+    ("monitor", "length_ratio"): ALL,
+    ("monitor", "length_correlation"): ALL,
+    ("monitor", "dominance_rise"): NON_FINITE_OR_NEGATIVE,
+    ("monitor", "dominance_share"): ALL,
+    ("monitor", "dominance_fall"): NON_FINITE_OR_NEGATIVE,
+    ("monitor", "entropy_ratio"): ALL,
+    ("monitor", "kl_spike"): ALL,
+    ("monitor", "kl_window"): {-1, 0},
+    ("monitor", "kl_min"): NON_FINITE_OR_NEGATIVE,
+    ("monitor", "truncation_rise"): ALL,
+    ("monitor", "cheat_rise"): ALL,
+    ("monitor", "cooldown_steps"): {-1},
     ("data", "eval_limit"): {-1},
     ("data", "max_prompt_chars"): {-1},
     ("lora", "r"): {-1, 0},
