@@ -154,7 +154,9 @@ def test_a_difficulty_sampled_run_trains_records_evaluates_pass_at_k_and_resumes
     assert engine.finish() == 0, engine.stderr
 
     resumed = EngineProcess("resume", str(run_id), "--db", str(db))
-    assert resumed.wait_for(lambda e: isinstance(e, RunStarted)).resumed_from_step >= 2  # the stop checkpoints
+    assert (
+        resumed.wait_for(lambda e: isinstance(e, RunStarted)).resumed_from_step >= 2
+    )  # the stop checkpoints
     assert resumed.wait_for(lambda e: isinstance(e, Finished)).status == "finished"
     assert resumed.finish() == 0, resumed.stderr
     assert "difficulty sampling: estimates of" in resumed.stderr  # rebuilt from the recorded groups
