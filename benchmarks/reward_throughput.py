@@ -1,4 +1,4 @@
-"""Reward throughput, measured in one run (issue 3's goals):
+"""Reward throughput, measured in one run:
 
 1. completions scored per second by a regex criterion in-process, through Rubric.score (goal >= 100,000/s);
 2. the per-batch overhead of a trivial python criterion run in its worker process, against the same

@@ -7,7 +7,7 @@ Stdlib only, like the rest of engine.contract.
 
     analyse(code, function="correct", style=None, columns={"answer"}) -> Analysis (style, diagnostics)
 
-Conventions (see REWARD_CONVENTIONS.md):
+Conventions (see docs/rewards.md#conventions):
     trl             fn(prompts=..., completions=..., completion_ids=..., **columns) -> one value per row
     conversational  the same, completions as message lists (open-r1)
     verifiers       fn(prompt, completion, answer, ...) per sample, or plural names for a group

@@ -6,7 +6,7 @@
                     or a group function naming plural params (completions, answers, ...) -> list
     openai-python   grade(sample, item) -> number, one call per row (OpenAI's python grader)
 
-This module runs inside reward workers: stdlib and engine.rewards.text only. See REWARD_CONVENTIONS.md.
+This module runs inside reward workers: stdlib and engine.rewards.text only. See docs/rewards.md#conventions.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Criteria that run the user's own Python: `kind = "python"` (any convention in REWARD_CONVENTIONS.md)
+"""Criteria that run the user's own Python: `kind = "python"` (any convention in docs/rewards.md#conventions)
 and the python graders inside an `openai_grader`. The code runs in a RewardWorker, never in the engine:
 one worker per python criterion and per python grader, so that no user code shares an interpreter with
 another (a function that patches `re.search` breaks only itself)."""

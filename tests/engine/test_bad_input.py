@@ -37,7 +37,7 @@ def assert_failed_cleanly(cfg: Path, db: Path, *needles: str) -> None:
     message = errors[0].message
     for needle in needles:
         assert needle in message
-    # checked before the run row is created: a typo leaves no `failed` run behind (issue 10)
+    # checked before the run row is created: a typo leaves no `failed` run behind
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status, error FROM runs").fetchall() == []
     assert isinstance(events[-1], ErrorReported)

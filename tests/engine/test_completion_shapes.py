@@ -1,5 +1,5 @@
 """A criterion receives completions of one and the same shape in `rubric test`, `rubric redteam`, the
-preflight, held-out evaluation and training (issue 10): a string for a standard dataset, TRL's
+preflight, held-out evaluation and training: a string for a standard dataset, TRL's
 `[{"role": "assistant", "content": text}]` for a conversational one.
 
 Before, red-teaming a conversational dataset scored its `reference` completions as plain strings while

@@ -1,4 +1,4 @@
-"""Honest mistakes that used to crash with a traceback, hang, or pass silently (issue 10).
+"""Honest mistakes that used to crash with a traceback, hang, or pass silently.
 
 Each is run through the real engine on the bundled demo model with real files: the run either works
 (mixed column types) or fails before training with exit 2, one `input` error and a message that names

@@ -1,4 +1,4 @@
-"""Real models (issue 14): chat templates on plain and conversational prompts, what the run records as the
+"""Real models: chat templates on plain and conversational prompts, what the run records as the
 prompt, `data check`, GGUF files, `model info`, the memory estimate, and merged / adapter export."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Every step recorded exactly once in every fault, one engine per run (issue 10): the real engine on the
+"""Every step recorded exactly once in every fault, one engine per run: the real engine on the
 tiny demo model, killed and resumed."""
 
 from __future__ import annotations

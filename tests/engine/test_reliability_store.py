@@ -1,5 +1,5 @@
 """The workspace under faults, without training: concurrent writers, the run lease, damaged and newer files,
-non-finite values, and the status shown for a run whose engine is gone (issue 10)."""
+non-finite values, and the status shown for a run whose engine is gone."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Every reward convention RL Studio accepts, each exercised with functions written in its own style:
 TRL (sync, async, named-only, None), open-r1 (conversational), verifiers (per sample, group, async) and
-OpenAI's grade(sample, item). See ../shared/REWARD_CONVENTIONS.md."""
+OpenAI's grade(sample, item). See docs/rewards.md#conventions."""
 
 from __future__ import annotations
 

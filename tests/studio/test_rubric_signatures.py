@@ -10,7 +10,7 @@ import pytest
 from engine.contract import reward_signatures as static
 from engine.rewards import conventions
 
-# Each convention in its own style, as users write them (REWARD_CONVENTIONS.md).
+# Each convention in its own style, as users write them (docs/rewards.md#conventions).
 ACCEPTED = {
     "trl_kwargs": ("def f(completions, **kwargs):\n    return [1.0 for _ in completions]", "trl", False),
     "trl_named": ("def f(prompts, completions, answer):\n    return [0.0] * len(completions)", "trl", False),
