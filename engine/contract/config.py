@@ -757,7 +757,6 @@ def _validate_monitor(m: MonitorConfig) -> None:
             )
 
 
-
 def _choice(section: str, key: str, value: str, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise ConfigError(
@@ -808,7 +807,13 @@ def _validate_models_and_prompts(cfg: RunConfig) -> None:
         raise ConfigError(
             f"[training] repetition_penalty must be above 0, got {t.repetition_penalty}. 1.0 = no penalty."
         )
-    for key in ("entropy_coef", "entropy_coef_min", "entropy_coef_max", "entropy_coef_delta", "entropy_target"):
+    for key in (
+        "entropy_coef",
+        "entropy_coef_min",
+        "entropy_coef_max",
+        "entropy_coef_delta",
+        "entropy_target",
+    ):
         if getattr(t, key) < 0:
             raise ConfigError(
                 f"[training] {key} must be 0 or more, got {getattr(t, key)}. {field_help('training', key)}"
