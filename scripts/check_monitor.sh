@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The monitor's slow checks: the full honest demo (150 steps) on three seeds raises no alert, plus the
-# proxy-reward and short honest runs CI runs too. A few minutes on a laptop CPU.
+# The monitor on real demo runs: proxy rewards raise their alerts, the honest demo raises none on three
+# seeds. Part of the test command too; this runs just these, e.g. after changing a detector's default.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false RL_STUDIO_SLOW_TESTS=1
+export OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false
 .venv/bin/pytest tests/engine/test_monitor_runs.py "$@"

@@ -1,14 +1,10 @@
 """The monitor on real runs of the bundled demo: a rubric that rewards a proxy raises the matching alerts
 within a bounded number of steps (and with action = "pause" pauses the run until `resume`), the honest
-demo raises none, and PPO runs are watched too.
-
-The three-seed check of the full honest demo takes a few minutes; it runs when RL_STUDIO_SLOW_TESTS=1
-(scripts/check_monitor.sh runs it)."""
+demo raises none on three seeds (all 150 steps each), and PPO runs are watched too."""
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sqlite3
 import subprocess
@@ -172,20 +168,10 @@ def assert_no_alerts(db: Path, run_id: int) -> None:
 
 
 @requires_demo
-def test_the_honest_demo_raises_no_alert(tmp_path: Path) -> None:
-    """The demo's own rubric, config and default monitor, past the point where every detector is armed."""
-    db = tmp_path / "ws.sqlite"
-    run_id = run(demo_copy(tmp_path, max_steps=60, checkpoint_every=0, eval_every=20, seed=1), db)
-    assert_no_alerts(db, run_id)
-
-
-@requires_demo
-@pytest.mark.skipif(
-    os.environ.get("RL_STUDIO_SLOW_TESTS") != "1",
-    reason="minutes: set RL_STUDIO_SLOW_TESTS=1 (scripts/check_monitor.sh)",
-)
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_the_full_honest_demo_raises_no_alert_on_three_seeds(tmp_path: Path, seed: int) -> None:
+def test_the_honest_demo_raises_no_alert_on_three_seeds(tmp_path: Path, seed: int) -> None:
+    """The demo's own rubric, config and default monitor, all 150 steps (every detector is armed from
+    step 20), on three seeds: the default thresholds never fire on an honest run."""
     db = tmp_path / "ws.sqlite"
     run_id = run(demo_copy(tmp_path, seed=seed, checkpoint_every=0), db)
     assert_no_alerts(db, run_id)
