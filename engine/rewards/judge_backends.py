@@ -13,6 +13,11 @@ from typing import Any
 
 from engine.rewards.secret_env import scrub
 
+# transformers builds a model's modules under a torch device context ("meta") while it loads; that mode is
+# process-wide, so two judges loading at once (judges are asked concurrently) can leave one model's tied
+# weights on the meta device ("Cannot copy out of meta tensor"). One load at a time.
+_LOAD_LOCK = threading.Lock()
+
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 
 
@@ -120,12 +125,13 @@ class LocalBackend(JudgeBackend):
             return
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tokenizer = AutoTokenizer.from_pretrained(self.path)
+        with _LOAD_LOCK:
+            tokenizer = AutoTokenizer.from_pretrained(self.path)
+            model: Any = AutoModelForCausalLM.from_pretrained(self.path)
         tokenizer.padding_side = "left"
         tokenizer.truncation_side = "left"  # keep the end of a long prompt: the answer and the instructions
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
-        model: Any = AutoModelForCausalLM.from_pretrained(self.path)
         model = model.to(self.device)
         model.eval()
         self._tokenizer, self._model = tokenizer, model

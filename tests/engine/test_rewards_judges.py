@@ -253,7 +253,7 @@ max_tokens = 4
         scored = rubric.score(RewardBatch(["3+4=", "9-2="], ["x", "y"], {}))
     for i in range(2):
         explanation = scored.explanations["local_judge"][i]
-        assert explanation, "the judge's answer is kept as the explanation"
+        assert explanation, ("the judge's answer is kept as the explanation", scored.errors, scored.scores)
         value = scored.scores["local_judge"][i]
         if value is None:
             assert "could not find a score" in scored.errors["local_judge"][i]
