@@ -1,5 +1,9 @@
 """Every step recorded exactly once in every fault, one engine per run: the real engine on the
-tiny demo model, killed and resumed."""
+tiny demo model, killed and resumed.
+
+Marked slow (a few minutes together): scripts/test_slow.sh runs them, and scripts/fault_matrix.py kills
+real runs at every phase. The store-level faults (concurrent writers, leases, damaged files, non-finite
+values) are in test_reliability_store.py and run with every test command."""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ import pytest
 from conftest import engine_cmd, engine_env, requires_demo, write_config
 from engine_proc import EngineProcess
 
-pytestmark = requires_demo
+pytestmark = [requires_demo, pytest.mark.slow]
 
 PER_STEP = 8  # prompts_per_step 2 x num_generations 4 in write_config
 EVAL_PROMPTS = 16  # eval_limit in write_config
