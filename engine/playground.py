@@ -390,8 +390,8 @@ def run(db: str, stdin: IO[str] | None = None) -> int:
     except StoreError as exc:
         out.send(Error(id=None, source=None, message=str(exc)))
         return 2
+    out.send(Ready(pid=os.getpid()))  # first on stdout, before any answer to what stdin already holds
     requests = Requests(out, stdin or sys.stdin)
-    out.send(Ready(pid=os.getpid()))
     log(f"ready on {db}")
     try:
         while (item := requests.queue.get()) is not None:
