@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from engine import control
-from engine.contract.paths import DEMO_CONFIG, default_workspace
+from engine.contract.paths import AGENT_DEMO_CONFIG, DEMO_CONFIG, default_workspace
 from engine.contract.protocol import ErrorReported, Event, Finished, Progress
 from engine.contract.rollout_rows import csv_cell
 from engine.contract.schema import damaged_message, is_damage_error
@@ -88,7 +88,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     config_name = "run.toml" if args.algorithm == "grpo" else f"run_{args.algorithm}.toml"
     demo_config = DEMO_CONFIG.with_name(config_name)
     if args.agent:  # the tool-using demo: GRPO on the file manager's tasks (demo_agent/run.toml)
-        demo_config = DEMO_CONFIG.parent.parent / "demo_agent" / "run.toml"
+        demo_config = AGENT_DEMO_CONFIG
     if args.print_config:
         sys.stdout.write(load_run_config(demo_config).to_toml(absolute_paths=True))
         return 0

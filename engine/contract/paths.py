@@ -23,6 +23,8 @@ def _assets_dir() -> Path:
 ASSETS_DIR = _assets_dir()
 DEMO_DIR = ASSETS_DIR / "demo"
 DEMO_CONFIG = DEMO_DIR / "run.toml"
+AGENT_DEMO_DIR = ASSETS_DIR / "demo_agent"
+AGENT_DEMO_CONFIG = AGENT_DEMO_DIR / "run.toml"
 ICON = ASSETS_DIR / "icons" / "rl-studio.svg"
 
 

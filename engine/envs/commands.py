@@ -1,12 +1,18 @@
 """`rl-studio-engine env check`: try an environment on its tasks before spending compute on training.
 
-    rl-studio-engine env check ENV --tasks FILE.jsonl [--policy scripted FILE.jsonl] [--episodes N]
-                               [--max-turns N] [--tool-timeout S] [--json]
+    rl-studio-engine env check ENV --tasks FILE.jsonl [--policy scripted FILE.jsonl | --policy model MODEL]
+                               [--episodes N] [--max-turns N] [--tool-timeout S] [--temperature T]
+                               [--max-completion-length N] [--json]
 
 ENV is FILE.py:ClassName or builtin:NAME. The check loads the class in its worker, lists the tools with
 their signatures (and whether TRL can build their JSON schemas: every parameter needs a type hint and a
-line in the docstring's Args), resets every task, and with a scripted policy plays each task's tool
-calls and reports per task: the task text, reset errors, tool errors, invalid calls and the reward.
+line in the docstring's Args), resets every task, and with a policy plays each task and reports per task
+and episode: the task text, reset errors, tool errors, invalid calls and the reward.
+
+Policies: `scripted FILE.jsonl` plays each task's tool calls as written (engine/envs/episodes.py);
+`model MODEL` lets a model play, exactly as an agent run's held-out evaluation does (the same tool loop
+as TRL's): MODEL is a model folder or hub id, or a run config (.toml), whose model, sampling temperature,
+max_completion_length and [environment] max_turns are then used unless given here.
 
 Exit codes: 0 checked (problems are in the report), 2 bad input (the message says what and where).
 """
@@ -16,11 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 from engine.data import DataError, json_lines
 from engine.envs.episodes import PolicyError, run_scripted, scripted_turns
 from engine.envs.proxy import EnvironmentFactory, EnvironmentLoadError, load_environment
+from engine.envs.trajectory import Trajectory
 
 EXIT_OK = 0
 EXIT_USAGE = 2
@@ -41,10 +49,28 @@ def register(subparsers: Any) -> None:
         "--policy",
         nargs=2,
         metavar=("KIND", "FILE"),
-        help="'scripted FILE.jsonl': tool calls per task (see engine/envs/episodes.py for the format).",
+        help="'scripted FILE.jsonl': tool calls per task (see engine/envs/episodes.py for the format); "
+        "'model MODEL': a model folder, hub id or run config (.toml) plays the tasks with the tools.",
     )
     check.add_argument("--episodes", type=int, default=1, help="Episodes per task (1).")
-    check.add_argument("--max-turns", type=int, default=8, help="The most turns per episode (8).")
+    check.add_argument(
+        "--max-turns",
+        type=int,
+        default=None,
+        help="The most tool-calling rounds per episode (8, or the config's).",
+    )
+    check.add_argument(
+        "--temperature",
+        type=float,
+        default=None,
+        help="--policy model: sampling temperature (1.0; 0 greedy).",
+    )
+    check.add_argument(
+        "--max-completion-length",
+        type=int,
+        default=None,
+        help="--policy model: the most tokens of an episode after the prompt, tool results included (512).",
+    )
     check.add_argument("--tool-timeout", type=float, default=5.0, help="Seconds per tool call (5.0).")
     check.add_argument("--json", action="store_true", help="Print a JSON report instead of a table.")
     check.set_defaults(func=cmd_env_check, protocol=False)
@@ -85,16 +111,25 @@ def tool_report(factory: EnvironmentFactory) -> list[dict[str, Any]]:
 def cmd_env_check(args: argparse.Namespace) -> int:
     if args.episodes < 1:
         return _fail(f"--episodes must be at least 1, not {args.episodes}")
-    if args.max_turns < 1:
+    if args.max_turns is not None and args.max_turns < 1:
         return _fail(f"--max-turns must be at least 1, not {args.max_turns}")
+    model_policy: ModelPolicy | None = None
     try:
         tasks = [row for _, row in json_lines(args.tasks, DataError)]
-        policy = _read_policy(args.policy, tasks) if args.policy else None
+        policy = None
+        if args.policy and args.policy[0] == "model":
+            model_policy = load_model_policy(args.policy[1], args)
+        elif args.policy:
+            policy = _read_policy(args.policy, tasks)
         factory = load_environment(args.environment, tool_timeout=args.tool_timeout)
     except (DataError, PolicyError, EnvironmentLoadError) as exc:
         return _fail(str(exc))
+    max_turns = args.max_turns or (model_policy.max_turns if model_policy else None) or 8
     with factory:
-        report = check(factory, tasks, policy, args.episodes, args.max_turns)
+        if model_policy is not None:
+            report = check_with_model(factory, tasks, model_policy, args.episodes, max_turns)
+        else:
+            report = check(factory, tasks, policy, args.episodes, max_turns)
     report["environment"] = args.environment
     if args.json:
         print(json.dumps(report, ensure_ascii=False, default=str))
@@ -106,7 +141,7 @@ def cmd_env_check(args: argparse.Namespace) -> int:
 def _read_policy(spec: list[str], tasks: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
     kind, path = spec
     if kind != "scripted":
-        raise PolicyError(f"--policy {kind}: the policies are: scripted FILE.jsonl")
+        raise PolicyError(f"--policy {kind}: the policies are: scripted FILE.jsonl, model MODEL")
     entries = [(number, row) for number, row in json_lines(path, PolicyError)]
     by_id = {row["task_id"]: (n, row) for n, row in entries if "task_id" in row}
     out: list[dict[str, Any] | None] = []
@@ -146,26 +181,137 @@ def check(
             if policy is not None:
                 entry["note"] = "the scripted policy has no calls for this task"
         else:
-            runs: list[dict[str, Any]] = []
-            for _ in range(episodes):
-                episode = run_scripted(factory, env, row, plan["turns"], max_turns, plan.get("final"))
-                t = episode.trajectory
-                runs.append(
-                    {
-                        "reward": t.reward,
-                        "reward_error": t.reward_error,
-                        "turns": t.num_turns,
-                        "calls": len(t.calls),
-                        "invalid_calls": sum(not c.valid for c in t.calls),
-                        "tool_errors": [f"{c.tool}: {c.error}" for c in t.calls if c.error],
-                        "environment_error": t.environment_error,
-                        "trajectory": t.as_dict(),
-                    }
+            runs = [
+                _episode_report(
+                    run_scripted(factory, env, row, plan["turns"], max_turns, plan.get("final")).trajectory
                 )
+                for _ in range(episodes)
+            ]
             entry["task"] = runs[-1]["trajectory"]["task"]
             entry["reset_error"] = runs[-1]["trajectory"]["reset_error"]
             entry["episodes"] = runs
         results.append(entry)
+    return _report(factory, results)
+
+
+def _episode_report(t: Trajectory) -> dict[str, Any]:
+    return {
+        "reward": t.reward,
+        "reward_error": t.reward_error,
+        "turns": t.num_turns,
+        "calls": len(t.calls),
+        "invalid_calls": sum(not c.valid for c in t.calls),
+        "tool_errors": [f"{c.tool}: {c.error}" for c in t.calls if c.error],
+        "environment_error": t.environment_error,
+        "ended": t.ended,
+        "trajectory": t.as_dict(),
+    }
+
+
+@dataclass
+class ModelPolicy:
+    """A model that plays the tasks, with how it samples."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+    temperature: float
+    max_completion_length: int
+    max_turns: int | None = None
+
+
+def load_model_policy(spec: str, args: argparse.Namespace) -> ModelPolicy:
+    """The model of `--policy model SPEC`: a run config (.toml: its model, loaded as a run loads it, and its
+    sampling settings) or a model folder / hub id (float32 on the CPU, or the first GPU)."""
+    import torch
+
+    from engine.contract.config import ConfigError, load_run_config
+
+    temperature = args.temperature
+    length = args.max_completion_length
+    max_turns = None
+    try:
+        if spec.endswith(".toml"):
+            from engine.modeling import load_model, load_tokenizer, plan_device
+
+            cfg = load_run_config(spec)
+            tokenizer = load_tokenizer(cfg)
+            model = load_model(cfg, plan_device(cfg))
+            temperature = cfg.training.temperature if temperature is None else temperature
+            length = length or cfg.training.max_completion_length
+            max_turns = cfg.environment.max_turns if cfg.environment else None
+        else:
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(spec)
+            model = AutoModelForCausalLM.from_pretrained(spec, dtype=torch.float32)
+    except (ConfigError, OSError, ValueError) as exc:
+        raise PolicyError(
+            f"--policy model {spec}: could not load it ({exc}). Give a model folder (with config.json), "
+            "a hub id, or a run config (.toml)."
+        ) from None
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    if not getattr(tokenizer, "chat_template", None):
+        raise PolicyError(
+            f"--policy model {spec}: the tokenizer has no chat template, so it cannot be given the tools"
+        )
+    if torch.cuda.is_available() and next(model.parameters()).device.type == "cpu":
+        model = model.to("cuda")
+    return ModelPolicy(
+        spec, model, tokenizer, 1.0 if temperature is None else temperature, length or 512, max_turns
+    )
+
+
+def check_with_model(
+    factory: EnvironmentFactory,
+    tasks: list[dict[str, Any]],
+    policy: ModelPolicy,
+    episodes: int,
+    max_turns: int,
+) -> dict[str, Any]:
+    """Every task played `episodes` times by the model, in the contained environment, with the tool loop
+    an agent run's evaluation uses; each episode is recorded as a trajectory."""
+    from engine.envs.evaluation import play_episodes
+    from engine.envs.training import episode_columns
+
+    results: list[dict[str, Any]] = [
+        {"index": i, "task_id": row.get("task_id"), "episodes": []} for i, row in enumerate(tasks)
+    ]
+    playable = [i for i, row in enumerate(tasks) if isinstance(row.get("prompt"), list)]
+    for i in set(range(len(tasks))) - set(playable):
+        results[i].update(
+            task=None, reset_error=None, note="no 'prompt' list of chat messages to give the model"
+        )
+    rows = [tasks[i] for i in playable]
+    for episode in range(episodes):
+        envs = [factory() for _ in rows]
+        completions = play_episodes(
+            policy.model,
+            policy.tokenizer,
+            envs,
+            rows,
+            max_turns=max_turns,
+            max_completion_length=policy.max_completion_length,
+            temperature=policy.temperature,
+            seed=episode,
+        )
+        trajectories = episode_columns(envs, completions, max_turns)["trajectories"]
+        for i, trajectory in zip(playable, trajectories, strict=True):
+            results[i]["episodes"].append(_episode_report(trajectory))
+            results[i]["task"], results[i]["reset_error"] = trajectory.task, trajectory.reset_error
+    report = _report(factory, results)
+    report["policy"] = {
+        "kind": "model",
+        "model": policy.name,
+        "temperature": policy.temperature,
+        "max_completion_length": policy.max_completion_length,
+        "max_turns": max_turns,
+    }
+    return report
+
+
+def _report(factory: EnvironmentFactory, results: list[dict[str, Any]]) -> dict[str, Any]:
     rewards = [e["reward"] for r in results for e in r["episodes"] if e["reward"] is not None]
     return {
         "class": factory.class_name,

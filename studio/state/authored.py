@@ -13,7 +13,7 @@ from pathlib import Path
 
 from engine.contract import datasets
 from engine.contract.config import ConfigError, load_run_config
-from engine.contract.paths import DEMO_CONFIG, DEMO_DIR
+from engine.contract.paths import AGENT_DEMO_CONFIG, AGENT_DEMO_DIR, DEMO_CONFIG, DEMO_DIR
 from engine.contract.rubric_versions import store_version
 from studio.state.workspace import WorkspaceDB
 
@@ -23,6 +23,15 @@ DEMO_CONFIG_NAME = "demo.toml"
 
 def demo_available() -> bool:
     return DEMO_CONFIG.is_file() and (DEMO_DIR / "model").is_dir()
+
+
+def agent_demo_available() -> bool:
+    return AGENT_DEMO_CONFIG.is_file() and (AGENT_DEMO_DIR / "model").is_dir()
+
+
+def agent_demo_config_path() -> Path:
+    """The bundled agent demo's config (its paths are relative to it; the file manager is built in)."""
+    return AGENT_DEMO_CONFIG
 
 
 def demo_config_path(db: WorkspaceDB) -> Path:

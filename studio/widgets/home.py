@@ -17,7 +17,12 @@ from PySide6.QtWidgets import (
 )
 
 from engine.contract.paths import ICON
-from studio.state.authored import demo_available, demo_config_path
+from studio.state.authored import (
+    agent_demo_available,
+    agent_demo_config_path,
+    demo_available,
+    demo_config_path,
+)
 from studio.state.studio_state import StudioState
 
 
@@ -78,6 +83,20 @@ class HomeView(QWidget):
             self.demo_button,
             self.demo_note,
         )
+        self.agent_demo_button = QPushButton("▶  Train the agent")
+        self.agent_demo_button.setToolTip("Train the bundled tool-using model on the file manager (Ctrl+Shift+G)")
+        self.agent_demo_button.clicked.connect(self.run_agent_demo)
+        self.agent_demo_note = QLabel()
+        self.agent_demo_note.setWordWrap(True)
+        self.agent_demo_note.setObjectName("warning")
+        self.agent_demo_card = _card(
+            "Try it: an agent",
+            "A tiny bundled model calls tools over several turns to move files and write a manifest in an "
+            "in-memory file tree. GRPO + LoRA trains it on the task's outcome for a few minutes; then read "
+            "its trajectories turn by turn in the inspector.",
+            self.agent_demo_button,
+            self.agent_demo_note,
+        )
         new_button = QPushButton("Open the launcher")
         new_button.clicked.connect(lambda: state.sig_show_view.emit("launcher"))
         new_card = _card(
@@ -92,8 +111,9 @@ class HomeView(QWidget):
         cards = QGridLayout()
         cards.setSpacing(14)
         cards.addWidget(self.demo_card, 0, 0)
-        cards.addWidget(new_card, 0, 1)
-        cards.addWidget(self.workspace_card, 0, 2)
+        cards.addWidget(self.agent_demo_card, 0, 1)
+        cards.addWidget(new_card, 1, 0)
+        cards.addWidget(self.workspace_card, 1, 1)
 
         recent_title = QLabel("RECENT RUNS")
         recent_title.setObjectName("sectionTitle")
@@ -133,6 +153,15 @@ class HomeView(QWidget):
             "build it with engine/assets/build_demo.py."
         )
         self.demo_note.setVisible(not available)
+        agent_available = agent_demo_available()
+        self.agent_demo_button.setEnabled(agent_available and self.state.db is not None)
+        self.agent_demo_note.setText(
+            ""
+            if agent_available
+            else "The agent demo is not installed here (engine/assets/demo_agent/run.toml or its model is "
+            "missing); build it with python -m engine.assets.build_demo --agent."
+        )
+        self.agent_demo_note.setVisible(not agent_available)
         db = self.state.db
         body = self.workspace_card.findChild(QLabel, "muted")
         runs = self.state.runs()
@@ -167,6 +196,12 @@ class HomeView(QWidget):
         if self.state.db is None:
             return
         self.state.launch(demo_config_path(self.state.db), name="demo")
+        self.state.sig_show_view.emit("dashboard")
+
+    def run_agent_demo(self) -> None:
+        if self.state.db is None:
+            return
+        self.state.launch(agent_demo_config_path(), name="demo-agent")
         self.state.sig_show_view.emit("dashboard")
 
     def _open_run(self, item: QListWidgetItem) -> None:

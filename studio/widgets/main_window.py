@@ -126,6 +126,7 @@ class MainWindow(QMainWindow):
         run = bar.addMenu("&Run")
         run.addAction(self._act("&New Run…", lambda: self.show_view("launcher"), "Ctrl+N"))
         run.addAction(self._act("Run the &Demo", self.home.run_demo, "Ctrl+Shift+D"))
+        run.addAction(self._act("Train the &Agent Demo", self.home.run_agent_demo, "Ctrl+Shift+G"))
         run.addSeparator()
         for action in (*self.dashboard.control_actions, self.dashboard.rerun_action):
             run.addAction(action)

@@ -173,3 +173,83 @@ def test_env_check_reports_bad_input(tmp_path):
         timeout=120,
     )
     assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_env_check_cli_with_a_model_policy(tmp_path):
+    """`--policy model CONFIG`: the config's model plays every task with the tools, each episode recorded."""
+    from engine.contract.paths import AGENT_DEMO_CONFIG
+
+    tasks = tmp_path / "tasks.jsonl"
+    rows = fm.make_tasks()[1][:2]
+    tasks.write_text("".join(json.dumps(r) + "\n" for r in [*rows, {"files": []}]))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "env",
+            "check",
+            "builtin:file_manager",
+            "--tasks",
+            str(tasks),
+            "--policy",
+            "model",
+            str(AGENT_DEMO_CONFIG),
+            "--episodes",
+            "2",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    report = json.loads(out.stdout)
+    assert report["policy"] == {
+        "kind": "model",
+        "model": str(AGENT_DEMO_CONFIG),
+        "temperature": 1.0,  # the config's sampling
+        "max_completion_length": 384,
+        "max_turns": 3,
+    }
+    played, unplayable = report["tasks"][:2], report["tasks"][2]
+    assert "no 'prompt'" in unplayable["note"] and unplayable["episodes"] == []
+    tools = {"list_files", "move_file", "read_file", "write_file", "?"}
+    for task in played:
+        assert len(task["episodes"]) == 2
+        for episode in task["episodes"]:
+            turns = episode["trajectory"]["turns"]
+            assert 1 <= len(turns) <= 3 + 1 and episode["turns"] == len(turns)
+            assert episode["reward"] in (0.0, 1.0) and episode["ended"] in (
+                "answered",
+                "max_turns",
+                "length",
+                "error",
+            )
+            calls = [c for turn in turns for c in turn["calls"]]
+            assert episode["calls"] == len(calls) and all(c["tool"] in tools or not c["valid"] for c in calls)
+    assert report["summary"]["episodes"] == 4
+
+
+def test_env_check_names_a_model_that_does_not_load(tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps(fm.make_tasks()[1][0]) + "\n")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "engine.cli",
+            "env",
+            "check",
+            "builtin:file_manager",
+            "--tasks",
+            str(tasks),
+            "--policy",
+            "model",
+            str(tmp_path / "no-model"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2 and "--policy model" in out.stderr and "Traceback" not in out.stderr

@@ -223,3 +223,33 @@ def test_home_runs_the_demo_in_one_click(
     assert _current_tab(window) == "dashboard"
     qtbot.waitUntil(lambda: state.current_run is not None, timeout=15_000)
     assert state.run(state.current_run).name == "demo"
+
+
+@pytest.mark.parametrize("available", [True, False])
+def test_home_trains_the_agent_demo_in_one_click(
+    qtbot, state, window, tmp_path, monkeypatch, available: bool
+) -> None:
+    import studio.widgets.home as home_module
+
+    config = write_config(tmp_path)
+    monkeypatch.setattr(home_module, "agent_demo_available", lambda: available)
+    monkeypatch.setattr(home_module, "agent_demo_config_path", lambda: config)
+    window.home.refresh()
+    assert window.home.agent_demo_button.isEnabled() is available
+    if not available:
+        assert "build_demo --agent" in window.home.agent_demo_note.text()
+        return
+    window.home.agent_demo_button.click()
+    assert _current_tab(window) == "dashboard"
+    qtbot.waitUntil(lambda: state.current_run is not None, timeout=15_000)
+    assert state.run(state.current_run).name == "demo-agent"
+
+
+def test_the_bundled_agent_demo_is_what_the_home_button_launches() -> None:
+    from engine.contract.paths import AGENT_DEMO_CONFIG
+    from studio.state.authored import agent_demo_available, agent_demo_config_path
+
+    assert agent_demo_available()
+    assert agent_demo_config_path() == AGENT_DEMO_CONFIG
+    cfg = load_run_config(AGENT_DEMO_CONFIG)
+    assert cfg.environment is not None and cfg.resolve(cfg.model.path).is_dir()
