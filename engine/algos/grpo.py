@@ -194,7 +194,7 @@ class RecordingGRPOTrainer(GenerationHook, SamplerHook, GRPOTrainer):  # hooks: 
         token_counts = [int(sum(m)) for m in mask]
         truncated = [eos not in row[:n] for row, n in zip(ids, token_counts, strict=True)]
         texts = [c if isinstance(c, str) else str(c[-1].get("content", "")) for c in completions]
-        record_tokens = self.session.cfg.training.record_token_stats and trajectories is None
+        record_tokens = self.session.cfg.training.record_token_stats
         n = len(texts)
         rows = [{k: v[i] for k, v in columns.items()} | {"prompt": prompts[i]} for i in range(n)]
         seen = [self.rendered.get(row.get(ROW_INDEX)) for row in rows]  # type: ignore[arg-type]
@@ -233,7 +233,9 @@ class RecordingGRPOTrainer(GenerationHook, SamplerHook, GRPOTrainer):  # hooks: 
         """Token-level evidence of the batch (docs/inspector.md): each token's log-prob and entropy under
         the policy that sampled it (one no-grad forward pass), its share of the loss at the first update
         (importance weight 1: (-advantage + beta x kl) / tokens, loss_type grpo's per-sequence form) and,
-        with beta > 0, its KL against the reference (TRL's k3, from the reference pass TRL already did)."""
+        with beta > 0, its KL against the reference (TRL's k3, from the reference pass TRL already did).
+        In an agent episode the tool results' tokens are part of the completion but were not sampled and
+        are masked out of the loss (TRL's tool_mask): their statistics are NaN, "not the model's"."""
         logps, entropies = sampling_logps_and_entropies(self, output)
         loss = -output["advantages"].to(logps.dtype).unsqueeze(1).expand_as(logps)
         stats = {LOGPROB: logps, ENTROPY: entropies}
@@ -241,8 +243,14 @@ class RecordingGRPOTrainer(GenerationHook, SamplerHook, GRPOTrainer):  # hooks: 
             delta = output["ref_per_token_logps"] - logps
             stats[KL] = torch.exp(delta) - delta - 1
             loss = loss + self.beta * stats[KL]
-        tokens = output["completion_mask"].sum(1, keepdim=True).clamp(min=1).to(logps.dtype)
+        model_tokens = output["completion_mask"]
+        tool_mask = output.get("tool_mask")
+        if tool_mask is not None:
+            model_tokens = model_tokens * tool_mask
+        tokens = model_tokens.sum(1, keepdim=True).clamp(min=1).to(logps.dtype)
         stats[LOSS] = loss / tokens
+        if tool_mask is not None:
+            stats = {k: v.masked_fill(tool_mask == 0, float("nan")) for k, v in stats.items()}
         return token_blobs(self.token_texts, ids, counts, {k: v.float().tolist() for k, v in stats.items()})
 
 

@@ -164,7 +164,8 @@ class TrainingConfig:
     record_token_stats: bool = _help(
         "Record each rollout's tokens with their log-prob under the sampling policy, entropy, share of the "
         "loss and KL against the reference (beta > 0), for the inspector's token heat map. GRPO pays one "
-        "no-grad forward pass over the batch for it; PPO has them already. Single-turn runs.",
+        "no-grad forward pass over the batch for it; PPO has them already. In an agent run the tool results' "
+        "tokens are shown but carry no statistics (the model did not sample them).",
         default=True,
     )
     # GRPO: TRL 1.16 GRPOConfig's own knobs, under its names and with its defaults (docs/engine.md).

@@ -6,6 +6,7 @@ held-out evaluation played with the tools, and a Python criterion reading the ep
 from __future__ import annotations
 
 import json
+import math
 import sqlite3
 import subprocess
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 from conftest import engine_cmd, engine_env
 
 from engine.contract.paths import DEMO_DIR
+from engine.contract.token_stats import unpack
 from engine.envs.trajectory import ENDINGS
 
 AGENT_DIR = DEMO_DIR.parent / "demo_agent"
@@ -153,9 +155,16 @@ seed = 3
     rows = conn.execute(
         "SELECT step, completion, completion_tokens, trajectory, turns, ended, scores_json FROM rollouts ORDER BY id"
     ).fetchall()
+    blobs = conn.execute(
+        "SELECT t.data FROM token_stats t JOIN rollouts r ON r.id = t.rollout_id ORDER BY r.id"
+    )
+    token_views = [unpack(blob) for (blob,) in blobs]
+    assert len(token_views) == len(rows)  # token-level evidence of every episode
     assert [r[0] for r in rows] == [1] * 4 + [2] * 4
     calls = []
-    for _step, completion, tokens, trajectory_json, turns, ended, scores_json in rows:
+    for (_step, completion, tokens, trajectory_json, turns, ended, scores_json), view in zip(
+        rows, token_views, strict=True
+    ):
         trajectory = json.loads(trajectory_json)
         assert turns == len(trajectory["turns"]) >= 1 and ended in ENDINGS and ended == trajectory["ended"]
         counted = [t["tokens"] for t in trajectory["turns"]]
@@ -167,6 +176,11 @@ seed = 3
         assert scores["moves"] is not None  # the Python criterion read the environment's end state
         calls += [c for t in trajectory["turns"] for c in t["calls"]]
         assert completion.startswith("[turn 1]")
+        # the model's tokens carry their log-prob; the tool results' (not sampled, masked out of the loss) NaN
+        sampled = [not math.isnan(v) for v in view.stats["logprob"]]
+        assert sum(sampled) == tokens and all(v <= 0 for v in view.stats["logprob"] if not math.isnan(v))
+        assert len(view) >= tokens
+    assert any(len(view) > tokens for view, (_, _, tokens, *_) in zip(token_views, rows, strict=True))
     # the model called the environment's tools, and the environment's own code answered
     ran = [c for c in calls if c["valid"] and c["tool"] in ("list_files", "move_file", "write_file")]
     assert ran, calls
