@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import (
@@ -46,6 +48,18 @@ def _card(title: str, text: str, button: QPushButton, note: QLabel | None = None
     return card
 
 
+def _launch_card(
+    title: str, text: str, label: str, slot: Callable[[], None]
+) -> tuple[QFrame, QPushButton, QLabel]:
+    """A card with one button that starts something, and a warning line shown when it cannot."""
+    button = QPushButton(label)
+    button.clicked.connect(slot)
+    note = QLabel()
+    note.setWordWrap(True)
+    note.setObjectName("warning")
+    return _card(title, text, button, note), button, note
+
+
 class HomeView(QWidget):
     sig_open_workspace = Signal()
 
@@ -69,33 +83,25 @@ class HomeView(QWidget):
         head.addSpacing(12)
         head.addLayout(head_text, 1)
 
-        self.demo_button = QPushButton("▶  Run the demo")
-        self.demo_button.setObjectName("primary")
-        self.demo_button.clicked.connect(self.run_demo)
-        self.demo_note = QLabel()
-        self.demo_note.setWordWrap(True)
-        self.demo_note.setObjectName("warning")
-        self.demo_card = _card(
+        self.demo_card, self.demo_button, self.demo_note = _launch_card(
             "Try it: the demo",
             "Teach a tiny bundled model to answer arithmetic in a fixed format with GRPO + LoRA: a minute or "
             "two on a laptop CPU, nothing to download. Watch the reward rise on the dashboard, then read "
             "what the model wrote.",
-            self.demo_button,
-            self.demo_note,
+            "▶  Run the demo",
+            self.run_demo,
         )
-        self.agent_demo_button = QPushButton("▶  Train the agent")
-        self.agent_demo_button.setToolTip("Train the bundled tool-using model on the file manager (Ctrl+Shift+G)")
-        self.agent_demo_button.clicked.connect(self.run_agent_demo)
-        self.agent_demo_note = QLabel()
-        self.agent_demo_note.setWordWrap(True)
-        self.agent_demo_note.setObjectName("warning")
-        self.agent_demo_card = _card(
+        self.demo_button.setObjectName("primary")
+        self.agent_demo_card, self.agent_demo_button, self.agent_demo_note = _launch_card(
             "Try it: an agent",
             "A tiny bundled model calls tools over several turns to move files and write a manifest in an "
             "in-memory file tree. GRPO + LoRA trains it on the task's outcome for a few minutes; then read "
             "its trajectories turn by turn in the inspector.",
-            self.agent_demo_button,
-            self.agent_demo_note,
+            "▶  Train the agent",
+            self.run_agent_demo,
+        )
+        self.agent_demo_button.setToolTip(
+            "Train the bundled tool-using model on the file manager (Ctrl+Shift+G)"
         )
         new_button = QPushButton("Open the launcher")
         new_button.clicked.connect(lambda: state.sig_show_view.emit("launcher"))
@@ -144,24 +150,25 @@ class HomeView(QWidget):
         self.refresh()
 
     def refresh(self) -> None:
-        available = demo_available()
-        self.demo_button.setEnabled(available and self.state.db is not None)
-        self.demo_note.setText(
-            ""
-            if available
-            else "The bundled demo is not installed here (engine/assets/demo/run.toml or the model is missing); "
-            "build it with engine/assets/build_demo.py."
-        )
-        self.demo_note.setVisible(not available)
-        agent_available = agent_demo_available()
-        self.agent_demo_button.setEnabled(agent_available and self.state.db is not None)
-        self.agent_demo_note.setText(
-            ""
-            if agent_available
-            else "The agent demo is not installed here (engine/assets/demo_agent/run.toml or its model is "
-            "missing); build it with python -m engine.assets.build_demo --agent."
-        )
-        self.agent_demo_note.setVisible(not agent_available)
+        for button, note, available, missing in (
+            (
+                self.demo_button,
+                self.demo_note,
+                demo_available(),
+                "The bundled demo is not installed here (engine/assets/demo/run.toml or the model is missing); "
+                "build it with engine/assets/build_demo.py.",
+            ),
+            (
+                self.agent_demo_button,
+                self.agent_demo_note,
+                agent_demo_available(),
+                "The agent demo is not installed here (engine/assets/demo_agent/run.toml or its model is "
+                "missing); build it with python -m engine.assets.build_demo --agent.",
+            ),
+        ):
+            button.setEnabled(available and self.state.db is not None)
+            note.setText("" if available else missing)
+            note.setVisible(not available)
         db = self.state.db
         body = self.workspace_card.findChild(QLabel, "muted")
         runs = self.state.runs()

@@ -117,6 +117,16 @@ def test_task_sets_are_committed_and_reproducible():
         assert env.get_reward() == 1.0, row["task_id"]
 
 
+def env_check(*args: str, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    """`rl-studio-engine env check ARGS...` in a subprocess, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "engine.cli", "env", "check", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def test_env_check_cli_with_a_scripted_policy(tmp_path):
     tasks = tmp_path / "tasks.jsonl"
     rows = fm.make_tasks()[1][-3:]  # hard tasks
@@ -132,28 +142,18 @@ def test_env_check_cli_with_a_scripted_policy(tmp_path):
             calls = calls[:-1]  # no manifest
         lines.append(json.dumps({"task_id": row["task_id"], "calls": calls}))
     policy.write_text("\n".join(lines) + "\n")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "env",
-            "check",
-            "builtin:file_manager",
-            "--tasks",
-            str(tasks),
-            "--policy",
-            "scripted",
-            str(policy),
-            "--max-turns",
-            "20",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
+    out = env_check(
+        "builtin:file_manager",
+        "--tasks",
+        str(tasks),
+        "--policy",
+        "scripted",
+        str(policy),
+        "--max-turns",
+        "20",
+        "--json",
     )
+    assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout)
     assert [t["name"] for t in report["tools"]] == ["list_files", "move_file", "read_file", "write_file"]
     assert all(not t["problems"] for t in report["tools"])
@@ -166,12 +166,7 @@ def test_env_check_cli_with_a_scripted_policy(tmp_path):
 def test_env_check_reports_bad_input(tmp_path):
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text('{"files": []}\n')
-    out = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "env", "check", "envs/missing.py:Env", "--tasks", str(tasks)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = env_check("envs/missing.py:Env", "--tasks", str(tasks))
     assert out.returncode == 2 and "does not exist" in out.stderr and "Traceback" not in out.stderr
 
 
@@ -182,28 +177,18 @@ def test_env_check_cli_with_a_model_policy(tmp_path):
     tasks = tmp_path / "tasks.jsonl"
     rows = fm.make_tasks()[1][:2]
     tasks.write_text("".join(json.dumps(r) + "\n" for r in [*rows, {"files": []}]))
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "env",
-            "check",
-            "builtin:file_manager",
-            "--tasks",
-            str(tasks),
-            "--policy",
-            "model",
-            str(AGENT_DEMO_CONFIG),
-            "--episodes",
-            "2",
-            "--json",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=True,
+    out = env_check(
+        "builtin:file_manager",
+        "--tasks",
+        str(tasks),
+        "--policy",
+        "model",
+        str(AGENT_DEMO_CONFIG),
+        "--episodes",
+        "2",
+        "--json",
     )
+    assert out.returncode == 0, out.stderr[-2000:]
     report = json.loads(out.stdout)
     assert report["policy"] == {
         "kind": "model",
@@ -234,22 +219,7 @@ def test_env_check_cli_with_a_model_policy(tmp_path):
 def test_env_check_names_a_model_that_does_not_load(tmp_path):
     tasks = tmp_path / "tasks.jsonl"
     tasks.write_text(json.dumps(fm.make_tasks()[1][0]) + "\n")
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "engine.cli",
-            "env",
-            "check",
-            "builtin:file_manager",
-            "--tasks",
-            str(tasks),
-            "--policy",
-            "model",
-            str(tmp_path / "no-model"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
+    out = env_check(
+        "builtin:file_manager", "--tasks", str(tasks), "--policy", "model", str(tmp_path / "no-model")
     )
     assert out.returncode == 2 and "--policy model" in out.stderr and "Traceback" not in out.stderr

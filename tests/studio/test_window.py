@@ -205,44 +205,39 @@ def test_cancel_keeps_the_window_open(qtbot, state, window, tmp_path, monkeypatc
     assert window.isVisible()
 
 
-@pytest.mark.parametrize("available", [True, False])
-def test_home_runs_the_demo_in_one_click(
-    qtbot, state, window, tmp_path, monkeypatch, available: bool
-) -> None:
-    import studio.widgets.home as home_module
-
-    config = write_config(tmp_path)
-    monkeypatch.setattr(home_module, "demo_available", lambda: available)
-    monkeypatch.setattr(home_module, "demo_config_path", lambda db: config)
-    window.home.refresh()
-    assert window.home.demo_button.isEnabled() is available
-    if not available:
-        assert "not installed" in window.home.demo_note.text()
-        return
-    window.home.demo_button.click()
-    assert _current_tab(window) == "dashboard"
-    qtbot.waitUntil(lambda: state.current_run is not None, timeout=15_000)
-    assert state.run(state.current_run).name == "demo"
+DEMOS = {  # the Home tab's demo buttons: (button, note, availability, config path, run name)
+    "demo": ("demo_button", "demo_note", "demo_available", "demo_config_path", "demo"),
+    "agent": (
+        "agent_demo_button",
+        "agent_demo_note",
+        "agent_demo_available",
+        "agent_demo_config_path",
+        "demo-agent",
+    ),
+}
 
 
 @pytest.mark.parametrize("available", [True, False])
-def test_home_trains_the_agent_demo_in_one_click(
-    qtbot, state, window, tmp_path, monkeypatch, available: bool
+@pytest.mark.parametrize("demo", list(DEMOS))
+def test_home_runs_a_demo_in_one_click(
+    qtbot, state, window, tmp_path, monkeypatch, demo: str, available: bool
 ) -> None:
     import studio.widgets.home as home_module
 
+    button_name, note_name, available_fn, path_fn, run_name = DEMOS[demo]
     config = write_config(tmp_path)
-    monkeypatch.setattr(home_module, "agent_demo_available", lambda: available)
-    monkeypatch.setattr(home_module, "agent_demo_config_path", lambda: config)
+    monkeypatch.setattr(home_module, available_fn, lambda: available)
+    monkeypatch.setattr(home_module, path_fn, lambda *_db: config)
     window.home.refresh()
-    assert window.home.agent_demo_button.isEnabled() is available
+    button = getattr(window.home, button_name)
+    assert button.isEnabled() is available
     if not available:
-        assert "build_demo --agent" in window.home.agent_demo_note.text()
+        assert "not installed" in getattr(window.home, note_name).text()
         return
-    window.home.agent_demo_button.click()
+    button.click()
     assert _current_tab(window) == "dashboard"
     qtbot.waitUntil(lambda: state.current_run is not None, timeout=15_000)
-    assert state.run(state.current_run).name == "demo-agent"
+    assert state.run(state.current_run).name == run_name
 
 
 def test_the_bundled_agent_demo_is_what_the_home_button_launches() -> None:
