@@ -15,10 +15,14 @@ minutes on a laptop CPU, so the model must start where it can. Its supervised wa
 tasks drawn with another seed than the committed ones (never the held-out tasks), with *noisy* traces:
 the right calls only part of the time, otherwise a typical mistake (the manifest lists paths instead of
 names, a file that does not match is moved too, a matching one is left behind, the manifest is
-forgotten). A trace is three assistant turns: list the source folder; move the chosen files and write
+forgotten); a share of the drawn tasks say "move every file" (pattern "*") and are played right, the
+densest practice of copying names from a listing. A trace is three assistant turns: list the source folder; move the chosen files and write
 the manifest, all calls in one message; say "Done.". Sampled at temperature 1 the model completes well
 under half of the held-out tasks; GRPO, rewarded by the environment's outcome alone, then has something
 real to learn. The evaluation at the end of this script reports the success rates, greedy and sampled.
+
+Options: --steps N (warm-up steps, 3000), --p-all X (the share of "move every file" tasks, 0.3) and
+--out DIR (write the model there instead, to compare builds).
 """
 
 from __future__ import annotations
@@ -45,11 +49,18 @@ from engine.envs.file_manager import MANIFEST, FileManagerEnv, make_task
 
 SEED = 4321
 ASSETS = Path(__file__).resolve().parent
-MODEL_DIR = ASSETS / "demo_agent" / "model"
+# --out DIR writes the model elsewhere (to compare builds); the committed one is demo_agent/model.
+MODEL_DIR = (
+    Path(sys.argv[sys.argv.index("--out") + 1]) if "--out" in sys.argv else ASSETS / "demo_agent" / "model"
+)
 TASKS_DIR = ASSETS.parent / "envs" / "data"
 
 WARMUP_TASKS = 1600  # drawn with SEED, so none is a committed training or held-out task
 P_HARD = 0.15
+# A share of the drawn tasks say "move every file" (pattern "*") and are played right: nothing to choose,
+# every name of the listing copied three times (the move's source and destination, the manifest), the
+# densest practice of the copying every task needs.
+P_ALL = float(sys.argv[sys.argv.index("--p-all") + 1]) if "--p-all" in sys.argv else 0.3
 # The warm-up's trace mixture (sums to 1).
 NOISE = {
     "right": 0.45,
@@ -66,16 +77,15 @@ HEADS = 4
 KV_HEADS = 4
 INTERMEDIATE = 192
 MAX_POSITIONS = 768
-WARMUP_STEPS = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 1000
+WARMUP_STEPS = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 3000
 WARMUP_BATCH = 16
 WARMUP_LR = 3e-3
 MAX_TURNS = 4
-MAX_COMPLETION_LENGTH = 384
+MAX_COMPLETION_LENGTH = 448  # as demo_agent/run.toml: a hard task played right takes up to 410
 
 # Qwen2's split regex, except that "/" never joins the word after it: a file name splits into the same
-# frequent pieces wherever it appears, in a listing, a path or the manifest (a stem, "_", one token per
-# digit, an extension: "draft", "_", "0", "4", ".csv"), so matching a pattern and copying a name are
-# token-level work a tiny model learns quickly.
+# pieces wherever it appears, in a listing, a path or the manifest (its stem and its extension: "draft",
+# ".csv"), so copying a name from the listing is copying two frequent tokens.
 SPLIT_REGEX = r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}/]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"""
 PAD, IM_START, IM_END = "<|endoftext|>", "<|im_start|>", "<|im_end|>"
 TOOL_OPEN, TOOL_CLOSE = "<tool_call>", "</tool_call>"
@@ -121,15 +131,31 @@ def call(name: str, **arguments: str) -> dict[str, Any]:
     return {"type": "function", "function": {"name": name, "arguments": arguments}}
 
 
+def warmup_traces(rng: random.Random, train: list[dict[str, Any]]) -> list[tuple[list[Any], list[Any]]]:
+    """(prompt, trace) pairs: two noisy traces of each drawn task and of each training task."""
+    tasks = []
+    for i in range(WARMUP_TASKS):
+        tier = "hard" if rng.random() < P_HARD else "easy"
+        tasks.append(make_task(rng, tier, f"warm-{i}", "*" if rng.random() < P_ALL else None))
+    tasks += train
+    return [(t["prompt"], noisy_trace(t, rng)) for t in tasks for _ in range(2)]
+
+
 def noisy_trace(task: dict[str, Any], rng: random.Random) -> list[dict[str, Any]]:
     """A played episode (the messages after the prompt) with the tool results a real FileManagerEnv gives."""
     env = FileManagerEnv()
     env.reset(**task)
     source, destination = task["source"], task["destination"]
     kind = rng.choices(list(NOISE), weights=list(NOISE.values()))[0]
+    if task["pattern"] == "*":
+        kind = "right"
     names = list(task["answer"])
     listed = env.list_files(source)
-    decoys = [n for n in listed.split("\n") if not n.endswith("/") and n not in names]
+    decoys = [  # files of the source that do not match (and would not collide in the destination)
+        n
+        for n in listed.split("\n")
+        if not n.endswith("/") and n not in names and f"{destination}/{n}" not in env.files
+    ]
     if kind == "extra_file" and decoys:
         names.insert(rng.randrange(len(names) + 1), rng.choice(decoys))
     if kind == "missed_file":
@@ -319,13 +345,10 @@ def build() -> None:
 
     print("1. traces")
     train, held_out = read_tasks("file_manager_train.jsonl"), read_tasks("file_manager_eval.jsonl")
-    tasks = [
-        make_task(rng, "hard" if rng.random() < P_HARD else "easy", f"warm-{i}") for i in range(WARMUP_TASKS)
-    ]
-    tasks += train
-    traces = [(t["prompt"], noisy_trace(t, rng)) for t in tasks for _ in range(2)]
+    traces = warmup_traces(rng, train)
     print(
-        f"  {len(traces)} noisy traces of {len(tasks)} tasks (the 72 training tasks and {WARMUP_TASKS} drawn)"
+        f"  {len(traces)} traces of {WARMUP_TASKS + len(train)} tasks (the 72 training tasks and "
+        f"{WARMUP_TASKS} drawn, {P_ALL:.0%} of them 'move every file')"
     )
 
     print("2. tokenizer")
@@ -336,6 +359,8 @@ def build() -> None:
     ]
     tok = train_tokenizer(texts)
     MODEL_DIR.mkdir(parents=True, exist_ok=True)
+    for stale in MODEL_DIR.iterdir():  # an old config.json would change how the tokenizer loads
+        stale.unlink()
     loaded = save_tokenizer(tok, MODEL_DIR)
     check_tokenizer(tok, loaded, texts)
     print(f"  byte-level BPE, {len(loaded)} tokens; chat template with tools; TRL parses its tool calls")
@@ -352,6 +377,8 @@ def build() -> None:
 
     print("5. save and evaluate")
     model.save_pretrained(MODEL_DIR)
+    loaded = AutoTokenizer.from_pretrained(MODEL_DIR)  # as a run loads it, beside the model's config.json
+    check_tokenizer(tok, loaded, texts)
     size = sum(f.stat().st_size for f in MODEL_DIR.iterdir())
     print(f"  {MODEL_DIR}: {size / 1e6:.2f} MB")
     for name, split in (

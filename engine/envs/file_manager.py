@@ -213,23 +213,27 @@ _STEMS = ["report", "notes", "budget", "summary", "invoice", "draft", "photo", "
 _EXTENSIONS = ["csv", "txt", "md", "log", "json", "pdf"]
 
 
-def _file_name(rng: random.Random, ext: str) -> str:
-    stem = rng.choice(_STEMS)
-    return f"{stem}_{rng.randint(1, 99):02d}.{ext}" if rng.random() < 0.8 else f"{stem}.{ext}"
+def _file_name(rng: random.Random, stem: str | None = None, ext: str | None = None) -> str:
+    return f"{stem or rng.choice(_STEMS)}.{ext or rng.choice(_EXTENSIONS)}"
 
 
 def _content(rng: random.Random, name: str) -> str:
     return f"{name}: {rng.choice(['q1', 'q2', 'q3', 'q4'])} {rng.randint(100, 999)}\n"
 
 
-def make_task(rng: random.Random, tier: str, task_id: str) -> dict[str, Any]:
-    """One task: a starting tree, a source, a destination and a pattern that matches 1-3 (easy) or 3-6
-    (hard) files. Hard tasks add decoys: matching files in a subfolder of the source (which stay), names
-    that nearly match (report.csv.bak), a destination that already holds files, and more files overall."""
+def make_task(rng: random.Random, tier: str, task_id: str, pattern: str | None = None) -> dict[str, Any]:
+    """One task: a starting tree, a source, a destination and a pattern (by extension, "*.csv", or by
+    name, "report.*") that matches 1-3 (easy) or 3-6 (hard) files of the source. File names are a stem and
+    an extension ("budget.csv"). Hard tasks add decoys: a matching file in a subfolder of the source (which
+    stays), a name that nearly matches (budget.csv.bak, old_report.md), a destination that already holds
+    files, and more files overall. `pattern` ("*": move everything) replaces the drawn one."""
     hard = tier == "hard"
     source, destination = rng.sample(_FOLDERS, 2)
-    ext = rng.choice(_EXTENSIONS)
-    pattern = f"*.{ext}" if rng.random() < 0.6 else f"{rng.choice(_STEMS)}_*.{ext}"
+    ext, stem = rng.choice(_EXTENSIONS), rng.choice(_STEMS)
+    if pattern is None:
+        pattern = f"*.{ext}" if rng.random() < 0.6 else f"{stem}.*"
+    by_ext, by_stem = pattern == f"*.{ext}", pattern == f"{stem}.*"
+    match_stem, match_ext = (stem if by_stem else None), (ext if by_ext else None)
     files: dict[str, str] = {}
 
     def add(path: str) -> None:
@@ -238,19 +242,21 @@ def make_task(rng: random.Random, tier: str, task_id: str) -> dict[str, Any]:
 
     wanted = rng.randint(3, 6) if hard else rng.randint(1, 3)
     while len(matching(files, source, pattern)) < wanted:
-        name = pattern.replace("*", f"{rng.randint(1, 99):02d}") if "_" in pattern else _file_name(rng, ext)
-        add(f"{source}/{name}")
+        add(f"{source}/{_file_name(rng, match_stem, match_ext)}")
     others = rng.randint(10, 16) if hard else rng.randint(3, 6)
     for _ in range(others):
         folder = rng.choice([source, source, *[f for f in _FOLDERS if f != destination][:3]])
-        name = _file_name(rng, rng.choice([e for e in _EXTENSIONS if e != ext]))
-        add(f"{folder}/{name}")
+        other_stem = rng.choice([s for s in _STEMS if s != stem]) if by_stem else None
+        other_ext = rng.choice([e for e in _EXTENSIONS if e != ext]) if by_ext else None
+        add(f"{folder}/{_file_name(rng, other_stem, other_ext)}")
     if hard:
-        add(f"{source}/old/{_file_name(rng, ext)}")  # matches the pattern, but not directly in the source
-        near = sorted(matching(files, source, pattern))[0]
-        add(f"{near}.bak")  # a near miss
+        add(
+            f"{source}/old/{_file_name(rng, match_stem, match_ext)}"
+        )  # matches, but not directly in the source
+        near = base_name(sorted(matching(files, source, pattern))[0])
+        add(f"{source}/{near}.bak" if by_ext else f"{source}/old_{near}")  # a near miss
         for _ in range(rng.randint(1, 3)):  # the destination exists and holds files that must stay
-            add(f"{destination}/{_file_name(rng, rng.choice(_EXTENSIONS))}")
+            add(f"{destination}/{_file_name(rng)}")
     # A moved file must not collide with one already in the destination.
     for path in matching(files, source, pattern):
         if f"{destination}/{base_name(path)}" in files:
@@ -260,7 +266,7 @@ def make_task(rng: random.Random, tier: str, task_id: str) -> dict[str, Any]:
         f"Move every file matching {pattern} from the folder {source} to the folder {destination} "
         f"(only files directly in {source}, not in its subfolders). Then write {destination}/{MANIFEST} "
         f"containing a JSON list of the names of the files you moved, for example "
-        f'["a.{ext}", "b.{ext}"]. Do not move, change or delete anything else. Use the tools.'
+        f'["a.{ext if by_ext else "txt"}", "b.{ext if by_ext else "txt"}"]. Do not move, change or delete anything else. Use the tools.'
     )
     return {
         "task_id": task_id,

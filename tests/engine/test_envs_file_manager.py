@@ -193,8 +193,8 @@ def test_env_check_cli_with_a_model_policy(tmp_path):
     assert report["policy"] == {
         "kind": "model",
         "model": str(AGENT_DEMO_CONFIG),
-        "temperature": 1.0,  # the config's sampling
-        "max_completion_length": 384,
+        "temperature": 0.5,  # the config's sampling
+        "max_completion_length": 448,
         "max_turns": 3,
     }
     played, unplayable = report["tasks"][:2], report["tasks"][2]
