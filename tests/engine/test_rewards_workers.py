@@ -75,14 +75,17 @@ def test_prints_do_not_corrupt_the_protocol(rubric):
 
 
 def wait_until_dead(pid: int, timeout: float = 10.0) -> None:
-    stat = Path(f"/proc/{pid}/stat")
+    """Wait until the worker (a child of this process) has exited and can be waited for. /proc showing
+    the process as a zombie is not enough: the leader of a process with threads shows "Z" while its
+    other threads are still exiting, and until they have, waitid reports nothing (the engine would
+    then only notice the death during the next call)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            if stat.read_text().split(") ")[1].startswith("Z"):  # a zombie: dead, not yet reaped
+            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
                 return
-        except (FileNotFoundError, IndexError):
-            return
+        except ChildProcessError:
+            return  # already reaped
         time.sleep(0.01)
 
 

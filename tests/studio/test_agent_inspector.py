@@ -4,6 +4,7 @@ the agent filters, and that a single-turn run shows none of it."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from collections.abc import Iterator
@@ -117,7 +118,7 @@ def test_an_agent_rollout_reads_turn_by_turn(qtbot, agent_run, state, view, ws_p
     assert failing.tool == "move_file" and failing.error and "no file" in failing.error
     assert (
         "→ move_file(" in text
-        and 'source="backup/nothing.txt"' in text
+        and f'source="{json.loads(trajectory.turns[0].calls[0].arguments)["folder"]}/nothing.txt"' in text
         and "[tool error]" in text
         and f"error: {failing.error}" in text
     )
