@@ -16,8 +16,8 @@ tasks drawn with another seed than the committed ones (never the held-out tasks)
 the right calls only part of the time, otherwise a typical mistake (the manifest lists paths instead of
 names, a file that does not match is moved too, a matching one is left behind, the manifest is
 forgotten); a share of the drawn tasks say "move every file" (pattern "*") and are played right, the
-densest practice of copying names from a listing. A trace is three assistant turns: list the source folder; move the chosen files and write
-the manifest, all calls in one message; say "Done.". Sampled at temperature 1 the model completes well
+densest practice of copying names from a listing. A trace is three assistant turns: list the source
+folder; move the chosen files and write the manifest, all calls in one message; say "Done.". Sampled at temperature 1 the model completes well
 under half of the held-out tasks; GRPO, rewarded by the environment's outcome alone, then has something
 real to learn. The evaluation at the end of this script reports the success rates, greedy and sampled.
 

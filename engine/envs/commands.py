@@ -113,23 +113,22 @@ def cmd_env_check(args: argparse.Namespace) -> int:
         return _fail(f"--episodes must be at least 1, not {args.episodes}")
     if args.max_turns is not None and args.max_turns < 1:
         return _fail(f"--max-turns must be at least 1, not {args.max_turns}")
-    model_policy: ModelPolicy | None = None
     try:
         tasks = [row for _, row in json_lines(args.tasks, DataError)]
-        policy = None
-        if args.policy and args.policy[0] == "model":
-            model_policy = load_model_policy(args.policy[1], args)
-        elif args.policy:
-            policy = _read_policy(args.policy, tasks)
+        policy = _read_policy(args.policy, tasks) if args.policy and args.policy[0] != "model" else None
         factory = load_environment(args.environment, tool_timeout=args.tool_timeout)
     except (DataError, PolicyError, EnvironmentLoadError) as exc:
         return _fail(str(exc))
-    max_turns = args.max_turns or (model_policy.max_turns if model_policy else None) or 8
     with factory:
-        if model_policy is not None:
+        if args.policy and args.policy[0] == "model":  # loaded last: the slow part, after the cheap checks
+            try:
+                model_policy = load_model_policy(args.policy[1], args)
+            except PolicyError as exc:
+                return _fail(str(exc))
+            max_turns = args.max_turns or model_policy.max_turns or 8
             report = check_with_model(factory, tasks, model_policy, args.episodes, max_turns)
         else:
-            report = check(factory, tasks, policy, args.episodes, max_turns)
+            report = check(factory, tasks, policy, args.episodes, args.max_turns or 8)
     report["environment"] = args.environment
     if args.json:
         print(json.dumps(report, ensure_ascii=False, default=str))

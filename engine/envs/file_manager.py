@@ -250,11 +250,10 @@ def make_task(rng: random.Random, tier: str, task_id: str, pattern: str | None =
         other_ext = rng.choice([e for e in _EXTENSIONS if e != ext]) if by_ext else None
         add(f"{folder}/{_file_name(rng, other_stem, other_ext)}")
     if hard:
-        add(
-            f"{source}/old/{_file_name(rng, match_stem, match_ext)}"
-        )  # matches, but not directly in the source
+        # a match that is not directly in the source, and a near miss (both stay where they are)
+        add(f"{source}/old/{_file_name(rng, match_stem, match_ext)}")
         near = base_name(sorted(matching(files, source, pattern))[0])
-        add(f"{source}/{near}.bak" if by_ext else f"{source}/old_{near}")  # a near miss
+        add(f"{source}/{near}.bak" if by_ext else f"{source}/old_{near}")
         for _ in range(rng.randint(1, 3)):  # the destination exists and holds files that must stay
             add(f"{destination}/{_file_name(rng)}")
     # A moved file must not collide with one already in the destination.
