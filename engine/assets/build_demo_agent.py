@@ -63,11 +63,10 @@ P_HARD = 0.15
 P_ALL = float(sys.argv[sys.argv.index("--p-all") + 1]) if "--p-all" in sys.argv else 0.3
 # The warm-up's trace mixture (sums to 1).
 NOISE = {
-    "right": 0.45,
+    "right": 0.5,
     "manifest_paths": 0.15,  # ["inbox/a.csv"] instead of ["a.csv"]
-    "extra_file": 0.15,  # also moves a file of the source that does not match (listed in the manifest too)
-    "missed_file": 0.10,  # leaves one matching file behind (and out of the manifest)
     "no_manifest": 0.15,  # moves the right files, writes no manifest
+    "unfiltered": 0.2,  # lists the source without the pattern and moves every file in it
 }
 
 # The model (about 0.5M parameters, about 2 MB as float32 safetensors) and its warm-up.
@@ -147,24 +146,16 @@ def noisy_trace(task: dict[str, Any], rng: random.Random) -> list[dict[str, Any]
     env.reset(**task)
     source, destination = task["source"], task["destination"]
     kind = rng.choices(list(NOISE), weights=list(NOISE.values()))[0]
-    if task["pattern"] == "*":
+    if task["pattern"] == "*" and kind == "unfiltered":
         kind = "right"
-    names = list(task["answer"])
-    listed = env.list_files(source)
-    decoys = [  # files of the source that do not match (and would not collide in the destination)
-        n
-        for n in listed.split("\n")
-        if not n.endswith("/") and n not in names and f"{destination}/{n}" not in env.files
-    ]
-    if kind == "extra_file" and decoys:
-        names.insert(rng.randrange(len(names) + 1), rng.choice(decoys))
-    if kind == "missed_file":
-        if len(names) > 1:
-            names.pop(rng.randrange(len(names)))
-        else:
-            kind = "no_manifest"
+    if kind == "unfiltered":
+        first = call("list_files", folder=source)
+        listed = env.list_files(source).split("\n")
+        names = [n for n in listed if not n.endswith("/") and f"{destination}/{n}" not in env.files]
+    else:
+        first = call("list_files", folder=source, pattern=task["pattern"])
+        names = list(task["answer"])
     manifest = [f"{source}/{n}" for n in names] if kind == "manifest_paths" else names
-    first = call("list_files", folder=source)
     second = [call("move_file", source=f"{source}/{n}", destination=f"{destination}/{n}") for n in names]
     if kind != "no_manifest":
         second.append(call("write_file", path=f"{destination}/{MANIFEST}", content=json.dumps(manifest)))

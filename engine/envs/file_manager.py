@@ -100,11 +100,12 @@ class FileManagerEnv:
 
     # ---- tools ---------------------------------------------------------------------------------------
 
-    def list_files(self, folder: str) -> str:
-        """List the files and subfolders directly inside a folder.
+    def list_files(self, folder: str, pattern: str = "*") -> str:
+        """List the files and subfolders directly inside a folder, or those whose name matches a pattern.
 
         Args:
             folder: The folder to list, relative to the root ("" or "/" for the root itself).
+            pattern: A shell glob the names must match ("*.csv", "report.*"); "*", the default, lists all.
 
         Returns:
             One entry per line: file names, and subfolder names ending with "/".
@@ -118,7 +119,10 @@ class FileManagerEnv:
                 entries.add(head + "/" if sep else head)
         if not entries and folder:
             raise FileNotFoundError(f"no folder '{folder}'")
-        return "\n".join(sorted(entries)) if entries else "(empty)"
+        if not entries:
+            return "(empty)"
+        shown = sorted(e for e in entries if fnmatch.fnmatchcase(e.rstrip("/"), str(pattern or "*")))
+        return "\n".join(shown) if shown else f"(no entry matches {pattern})"
 
     def read_file(self, path: str) -> str:
         """Read a file's text.

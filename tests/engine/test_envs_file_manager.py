@@ -46,6 +46,8 @@ def test_tools():
     env.reset(**ROW)
     assert env.list_files("inbox") == "a.csv\nb.csv\nnotes.txt\nold/"
     assert env.list_files("/") == "archive/\ninbox/"
+    assert env.list_files("inbox", pattern="*.csv") == "a.csv\nb.csv"  # a glob on the names
+    assert env.list_files("inbox", pattern="*.pdf") == "(no entry matches *.pdf)"
     assert env.read_file("./inbox/a.csv") == "A"
     with pytest.raises(FileNotFoundError):
         env.list_files("nowhere")

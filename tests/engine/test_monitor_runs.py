@@ -168,7 +168,10 @@ def assert_no_alerts(db: Path, run_id: int) -> None:
 
 
 @requires_demo
-@pytest.mark.parametrize("seed", [0, 1, 2])
+# Seed 0 in the quick suite; the other two (about a minute each) with scripts/test_slow.sh.
+@pytest.mark.parametrize(
+    "seed", [0, pytest.param(1, marks=pytest.mark.slow), pytest.param(2, marks=pytest.mark.slow)]
+)
 def test_the_honest_demo_raises_no_alert_on_three_seeds(tmp_path: Path, seed: int) -> None:
     """The demo's own rubric, config and default monitor, all 150 steps (every detector is armed from
     step 20), on three seeds: the default thresholds never fire on an honest run."""
