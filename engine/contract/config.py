@@ -303,7 +303,9 @@ class EvalConfig:
     The defaults (one sample, no greedy pass) keep evaluation as fast as it ever was."""
 
     eval_samples: int = _help(
-        "Completions sampled per held-out prompt (n). pass@k and mean@n are computed over them.", default=1
+        "Completions sampled per held-out prompt (n). pass@k and mean@n are computed over them. In an agent "
+        "run (with [environment]): episodes played per held-out task; success is their mean.",
+        default=1,
     )
     pass_k: list[int] = _help(
         "The k of each pass@k reported (the unbiased estimator of Chen et al. 2021), each between 1 and "

@@ -180,9 +180,9 @@ def _generate(
 
 
 def evaluate_agent(session: RunSession, model: Any, tokenizer: Any, step: int) -> dict[str, float | None]:
-    """Play every held-out task in the run's environment, score the episodes with the rubric, record
-    eval/<criterion>/mean, eval/success/<tier> and eval/agent/* (see engine/envs/metrics.py), and store
-    each episode's trajectory with its sample."""
+    """Play every held-out task [eval] eval_samples times in the run's environment, score the episodes with
+    the rubric, record eval/<criterion>/mean, eval/success/<tier> and eval/agent/* over all the episodes
+    (see engine/envs/metrics.py), and store each episode's trajectory with its sample."""
     from engine import control
     from engine.data import prompt_text
     from engine.envs.training import environment_factory, episode_columns
@@ -201,7 +201,8 @@ def evaluate_agent(session: RunSession, model: Any, tokenizer: Any, step: int) -
         phase="eval",
     )
     t0 = time.perf_counter()
-    rows = session.eval_rows
+    n = cfg.eval.eval_samples  # episodes per task: success is then a mean over n tries, not one coin flip
+    rows = [row for row in session.eval_rows for _ in range(n)]
     factory = environment_factory(cfg)
     assert factory is not None
     try:
@@ -241,7 +242,7 @@ def evaluate_agent(session: RunSession, model: Any, tokenizer: Any, step: int) -
         total, scores, errors = scored.row(i)
         samples.append(
             {
-                "prompt_index": row.get(ROW_INDEX, i),
+                "prompt_index": row.get(ROW_INDEX, i // n),
                 "prompt": prompt_text(row["prompt"]),
                 "completion": transcript(trajectories[i]),
                 "reward": total,
@@ -255,5 +256,8 @@ def evaluate_agent(session: RunSession, model: Any, tokenizer: Any, step: int) -
     control.emit("eval_written", run_id=session.run_id, step=step, reward=summary["eval/reward/mean"])
     shown = {k: v for k, v in summary.items() if k.endswith("/mean") or k.startswith("eval/success/")}
     pretty = ", ".join(f"{k.removeprefix('eval/')}={v:.3f}" for k, v in shown.items() if v is not None)
-    session.log(f"agent eval at step {step} on {len(rows)} tasks ({time.perf_counter() - t0:.1f}s): {pretty}")
+    session.log(
+        f"agent eval at step {step} on {len(session.eval_rows)} tasks x {n} episodes "
+        f"({time.perf_counter() - t0:.1f}s): {pretty}"
+    )
     return summary

@@ -127,6 +127,8 @@ path = "rubric.toml"
 [environment]
 path = "shelf.py:Shelf"
 max_turns = 3
+[eval]
+eval_samples = 2
 [lora]
 r = 8
 alpha = 16
@@ -201,6 +203,7 @@ seed = 3
     evaluated = {k for (k,) in conn.execute("SELECT DISTINCT key FROM metrics WHERE step IN (0, 2)")}
     assert {"eval/success/mean", "eval/success/all", "eval/success/easy", "eval/success/hard"} <= evaluated
     assert "eval/agent/turns_mean" in evaluated
-    samples = conn.execute("SELECT step, trajectory FROM evaluations ORDER BY id").fetchall()
-    assert [s[0] for s in samples] == [0, 0, 0, 2, 2, 2]
+    samples = conn.execute("SELECT step, trajectory, prompt_index FROM evaluations ORDER BY id").fetchall()
+    assert [s[0] for s in samples] == [0] * 6 + [2] * 6  # 3 held-out tasks x eval_samples = 2 episodes
+    assert [s[2] for s in samples[:6]] == [0, 0, 1, 1, 2, 2]
     assert all(json.loads(s[1])["turns"] for s in samples)
