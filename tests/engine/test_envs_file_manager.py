@@ -195,7 +195,7 @@ def test_env_check_cli_with_a_model_policy(tmp_path):
     assert report["policy"] == {
         "kind": "model",
         "model": str(AGENT_DEMO_CONFIG),
-        "temperature": 0.5,  # the config's sampling
+        "temperature": 1.0,  # the config's (its other two values differ from the defaults)
         "max_completion_length": 448,
         "max_turns": 3,
     }
