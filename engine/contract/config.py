@@ -719,6 +719,12 @@ def _validate_eval_and_sampling(cfg: RunConfig) -> None:
                 f"[eval] pass_k holds {k}, but pass@k needs 1 <= k <= eval_samples ({e.eval_samples}). "
                 f"Raise eval_samples to at least {k}, or drop {k} from pass_k."
             )
+    if cfg.environment is not None and (e.eval_greedy or e.pass_k != [1]):
+        raise ConfigError(
+            "[eval] pass_k and eval_greedy are not computed for an agent run (with [environment]): its "
+            "held-out evaluation plays each task eval_samples times and reports success as their mean. "
+            "Remove pass_k and eval_greedy from [eval]."
+        )
     if d.sampling not in SAMPLING:
         raise ConfigError(
             f"[data] sampling must be uniform or difficulty, got {d.sampling!r}. {field_help('data', 'sampling')}"

@@ -75,3 +75,14 @@ def test_a_correctness_criterion_the_rubric_lacks_is_refused_before_training(tmp
     assert result.returncode == 2, result.stderr
     assert "[eval] correctness" in result.stderr and "'corect' is not in the rubric" in result.stderr
     assert "correct, format, length" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("extra", [{"eval_greedy": True}, {"pass_k": [1, 2]}])
+def test_an_agent_run_takes_eval_samples_but_refuses_pass_k_and_greedy(tmp_path: Path, extra: dict) -> None:
+    data = _data(tmp_path)
+    data["environment"] = {"path": "builtin:file_manager", "max_turns": 3}
+    data["eval"] = {"eval_samples": 4}
+    assert config_from_dict(data).eval.eval_samples == 4
+    data["eval"] |= extra
+    with pytest.raises(ConfigError, match="not computed for an agent run"):
+        config_from_dict(data)
