@@ -8,21 +8,22 @@ It writes, deterministically (fixed seeds, deterministic kernels, one CPU thread
 
 The tasks are the built-in file manager's (engine/envs/data/): "move every file matching PATTERN from A
 to B, then write B/manifest.json listing what you moved". The demo run (demo_agent/run.toml) trains on
-the 72 training tasks and evaluates on the 24 held-out ones (12 easy, 12 hard).
+the 72 training tasks (54 easy, 18 hard) and evaluates on the 24 held-out ones (12 easy, 12 hard).
 
 Why the model is the way it is (the same idea as the arithmetic demo): RL should visibly help within a few
 minutes on a laptop CPU, so the model must start where it can. Its supervised warm-up plays file-manager
-tasks drawn with another seed than the committed ones (never the held-out tasks), with *noisy* traces:
-the right calls half of the time (list the source with the task's pattern, move every file listed, write
-the manifest), otherwise one typical mistake, each a single early choice: the manifest lists paths
-instead of names, the manifest is forgotten, or the source is listed without the pattern and every file
-in it is moved. A trace is three assistant turns: list the source; move the files and write the manifest,
-all calls in one message; say "Done.". Sampled at temperature 1 the model completes well under half of
-the held-out tasks (greedy, it completes more); GRPO, rewarded by the environment's outcome alone, then
-has something real to learn. The evaluation at the end of this script reports the success rates, greedy
-and sampled.
+tasks drawn with another seed than the committed ones (never the held-out tasks; 30% of them hard), with
+*noisy* traces: the right calls half of the time (list the source with the task's pattern, move every
+file listed into the destination folder, write the manifest), otherwise one typical mistake, each a
+single early choice: the manifest lists paths instead of names (15%), the manifest is forgotten (15%), or
+the source is listed without the pattern and every file in it is moved (20%). A trace is three assistant
+turns: list the source; move the files and write the manifest, all calls in one message; say "Done.".
+Greedy, the model completes most tasks, hard ones included; sampled at temperature 1 it makes one of the
+mistakes most of the time, and completes about a third of the held-out tasks. GRPO, rewarded by the
+environment's outcome alone, then has something real to learn. The evaluation at the end of this script
+reports the success rates, greedy and sampled.
 
-Options: --steps N (warm-up steps, 3000), --p-all X (the share of "move every file" tasks, 0.1) and
+Options: --steps N (warm-up steps, 4000), --p-all X (the share of "move every file" tasks, 0.1) and
 --out DIR (write the model there instead, to compare builds).
 """
 
@@ -57,7 +58,7 @@ MODEL_DIR = (
 TASKS_DIR = ASSETS.parent / "envs" / "data"
 
 WARMUP_TASKS = 1600  # drawn with SEED, so none is a committed training or held-out task
-P_HARD = 0.15
+P_HARD = 0.3
 # A share of the drawn tasks say "move every file" (pattern "*"), which the pattern-less listing solves too.
 P_ALL = float(sys.argv[sys.argv.index("--p-all") + 1]) if "--p-all" in sys.argv else 0.1
 # The warm-up's trace mixture (sums to 1).
@@ -75,7 +76,7 @@ HEADS = 4
 KV_HEADS = 4
 INTERMEDIATE = 192
 MAX_POSITIONS = 768
-WARMUP_STEPS = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 3000
+WARMUP_STEPS = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.argv else 4000
 WARMUP_BATCH = 16
 WARMUP_LR = 3e-3
 MAX_TURNS = 4
@@ -155,7 +156,8 @@ def noisy_trace(task: dict[str, Any], rng: random.Random) -> list[dict[str, Any]
         first = call("list_files", folder=source, pattern=task["pattern"])
         names = list(task["answer"])
     manifest = [f"{source}/{n}" for n in names] if kind == "manifest_paths" else names
-    second = [call("move_file", source=f"{source}/{n}", destination=f"{destination}/{n}") for n in names]
+    # into the folder ("archive/"), as `mv inbox/a.csv archive/`: each name is copied once per move, not twice
+    second = [call("move_file", source=f"{source}/{n}", destination=f"{destination}/") for n in names]
     if kind != "no_manifest":
         second.append(call("write_file", path=f"{destination}/{MANIFEST}", content=json.dumps(manifest)))
     messages: list[dict[str, Any]] = []

@@ -4,8 +4,8 @@ environment proxy exactly as TRL's tool loop would, and the episode is recorded 
 Scripted policy file: one JSON object per line, matched to the tasks by `task_id` when both have one,
 else by line number:
 
-    {"task_id": "train-000", "turns": [[{"name": "list_files", "arguments": {"folder": "inbox"}}],
-                                       [{"name": "move_file", "arguments": {...}}, {...}]]}
+    {"task_id": "train-easy-00", "turns": [[{"name": "list_files", "arguments": {"folder": "inbox"}}],
+                                           [{"name": "move_file", "arguments": {...}}, {...}]]}
     {"calls": [{"name": "list_files", "arguments": {"folder": "inbox"}}, ...]}   # one call per turn
 
 `arguments` is an object, or a string of JSON as a model writes it: a string that does not parse makes

@@ -32,7 +32,8 @@ from typing import Any
 
 MANIFEST = "manifest.json"
 SEED = 1234
-TRAIN_TASKS = 72
+TRAIN_EASY = 54
+TRAIN_HARD = 18
 EVAL_EASY = 12
 EVAL_HARD = 12
 
@@ -284,9 +285,11 @@ def make_task(rng: random.Random, tier: str, task_id: str, pattern: str | None =
 
 
 def make_tasks(seed: int = SEED) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(train, eval): 72 easy training tasks; a held-out set of easy and hard tasks. Deterministic."""
+    """(train, eval): 72 training tasks (54 easy, 18 hard); a held-out set of 12 easy and 12 hard tasks,
+    none of them among the training ones. Deterministic."""
     rng = random.Random(seed)
-    train = [make_task(rng, "easy", f"train-{i:03d}") for i in range(TRAIN_TASKS)]
+    train = [make_task(rng, "easy", f"train-easy-{i:02d}") for i in range(TRAIN_EASY)]
+    train += [make_task(rng, "hard", f"train-hard-{i:02d}") for i in range(TRAIN_HARD)]
     held_out = [make_task(rng, "easy", f"eval-easy-{i:02d}") for i in range(EVAL_EASY)]
     held_out += [make_task(rng, "hard", f"eval-hard-{i:02d}") for i in range(EVAL_HARD)]
     return train, held_out
