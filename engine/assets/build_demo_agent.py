@@ -69,7 +69,7 @@ NOISE = {
     "unfiltered": 0.2,  # lists the source without the pattern and moves every file in it
 }
 
-# The model (about 252k parameters, about 1 MB as float32 safetensors) and its warm-up.
+# The model (about 253k parameters, about 1 MB as float32 safetensors) and its warm-up.
 HIDDEN = 64
 LAYERS = 4
 HEADS = 4

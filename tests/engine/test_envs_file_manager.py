@@ -100,8 +100,8 @@ def test_only_the_end_state_counts_not_the_path_to_it():
 
 def test_task_sets_are_committed_and_reproducible():
     train, held_out = fm.make_tasks()
-    assert [r["tier"] for r in train].count("easy") == 54 and [r["tier"] for r in train].count("hard") == 18
-    assert [r["tier"] for r in held_out].count("easy") == 12 and [r["tier"] for r in held_out].count("hard") == 12
+    tiers = [r["tier"] for r in train], [r["tier"] for r in held_out]
+    assert [(t.count("easy"), t.count("hard")) for t in tiers] == [(54, 18), (12, 12)]
     committed_train = [json.loads(x) for x in (DATA / "file_manager_train.jsonl").read_text().splitlines()]
     committed_eval = [json.loads(x) for x in (DATA / "file_manager_eval.jsonl").read_text().splitlines()]
     assert committed_train == train and committed_eval == held_out
