@@ -199,7 +199,10 @@ seed = 3
 
     keys = {k for (k,) in conn.execute("SELECT DISTINCT key FROM metrics WHERE step = 1")}
     assert {"agent/success_rate", "agent/turns_mean", "agent/loop_rate", "agent/max_turns_rate"} <= keys
-    assert any(k.startswith("agent/calls/") for k in keys)
+    # calls per tool are logged at the steps with well-formed calls (the model's list_files(pattern=...)
+    # does not fit Shelf's list_files(folder), so a step may have none)
+    trained = {k for (k,) in conn.execute("SELECT DISTINCT key FROM metrics WHERE step IN (1, 2)")}
+    assert any(k.startswith("agent/calls/") for k in trained)
     evaluated = {k for (k,) in conn.execute("SELECT DISTINCT key FROM metrics WHERE step IN (0, 2)")}
     assert {"eval/success/mean", "eval/success/all", "eval/success/easy", "eval/success/hard"} <= evaluated
     assert "eval/agent/turns_mean" in evaluated
