@@ -80,7 +80,7 @@ WARMUP_STEPS = int(sys.argv[sys.argv.index("--steps") + 1]) if "--steps" in sys.
 WARMUP_BATCH = 16
 WARMUP_LR = 3e-3
 MAX_TURNS = 4
-MAX_COMPLETION_LENGTH = 448  # as demo_agent/run.toml: a hard task played right takes up to 410
+MAX_COMPLETION_LENGTH = 448  # as demo_agent/run.toml: a committed task played right takes up to 380
 
 # Qwen2's split regex, except that "/" never joins the word after it: a file name splits into the same
 # pieces wherever it appears, in a listing, a path or the manifest (its stem and its extension: "draft",
